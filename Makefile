@@ -1,0 +1,44 @@
+# genred — one entry point for set-up, tests, demo and benchmarks.
+# Every target creates .venv on first use and installs what it needs into it.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# Extras for the default test run: everything but the heavy ML stack.
+TEST_EXTRAS ?= test,plex,web
+
+.PHONY: help install test lint format demo bench clean
+
+help:
+	@echo "make test   - install into .venv, lint (ruff) and run the test suite"
+	@echo "make demo   - run genred against an emulated Plex server (nothing real is touched)"
+	@echo "make bench  - run the benchmarks in bench/ and print their figures"
+	@echo "make format - apply ruff's formatting and safe fixes"
+
+$(VENV)/.installed-$(TEST_EXTRAS): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[$(TEST_EXTRAS)]'
+	touch $@
+
+install: $(VENV)/.installed-$(TEST_EXTRAS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
+	$(PY) -m pytest
+
+demo: install
+	$(PY) -m tests.demo
+
+bench: install
+	$(PY) -m pytest -m bench bench -s -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .demo *.egg-info

@@ -1,0 +1,5 @@
+"""`python -m genred` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,149 @@
+"""The `genred` command line. Exit codes: 0 ok, 1 the work failed, 2 bad config or usage."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import __version__
+from .commands.context import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    AppState,
+    GenredGroup,
+    config_option,
+    pass_state,
+    table,
+)
+from .config import ConfigError, load_config, locate, world_readable_secret_warning
+
+
+@click.group(cls=GenredGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="genred")
+@config_option
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """genred keeps a music library's genres clean: sync, classify, decide, write back."""
+    ctx.ensure_object(AppState)
+
+
+# --------------------------------------------------------------------------- config
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect and validate the config file."""
+
+
+@config_group.command("check")
+@pass_state
+def config_check(state: AppState) -> None:
+    """Validate the config file and every enabled plugin's section.
+
+    Exits 0 when the file is usable, 2 with one line per problem (file:line key: reason).
+    """
+    from .plugins import discover, validate_plugin_settings
+
+    try:
+        path = locate(state.config_path)
+        config = load_config(path)
+        infos = discover()
+        validate_plugin_settings(config, infos)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            click.echo(f"error: {issue}", err=True)
+        sys.exit(EXIT_CONFIG)
+    warning = world_readable_secret_warning(path, path.read_text(encoding="utf-8"))
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    index = {(i.kind, i.name): i for i in infos}
+    for kind in ("sources", "extractors", "classifiers", "llm", "writeback"):
+        for entry in config.plugins.enabled(kind):
+            info = index.get((kind, entry.name))
+            if info is not None and info.error:
+                click.echo(f"warning: {info.error}", err=True)
+    click.echo(f"{path}: ok")
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+@cli.command("plugins")
+@pass_state
+def plugins_cmd(state: AppState) -> None:
+    """List every installed plugin: kind, name, enabled, import status."""
+    from .plugins import discover
+
+    config = state.config()
+    rows = []
+    for info in discover():
+        enabled = any(e.name == info.name for e in config.plugins.enabled(info.kind))
+        status = "ok" if info.available else f"unavailable: {info.error}"
+        rows.append((info.kind, info.name, "yes" if enabled else "no", status))
+    table(("kind", "name", "enabled", "status"), rows)
+
+
+# --------------------------------------------------------------------------- status
+
+
+@cli.command("status")
+@pass_state
+def status_cmd(state: AppState) -> None:
+    """Track counts by state and the last run of each job."""
+    from .store import Store, StoreError
+    from .store import failures as failures_q
+    from .store import runs as runs_q
+    from .store import tracks as tracks_q
+
+    config = state.config()
+    if not config.db_path.exists():
+        click.echo(f"no database yet at {config.db_path}: run `genred sync` first")
+        return
+    try:
+        store = Store.open(config.db_path)
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    with store:
+        counts = tracks_q.counts(store)
+        click.echo(f"database: {config.db_path} (schema v{store.version})")
+        click.echo(
+            f"tracks: {counts.active} active, {counts.removed} removed; "
+            f"{counts.with_predictions} classified, {counts.decided} decided, "
+            f"{counts.needs_review} need review, {counts.written} written back"
+        )
+        failed = failures_q.counts_by_stage(store)
+        if failed:
+            click.echo("failures: " + ", ".join(f"{k} {v}" for k, v in sorted(failed.items())))
+        runs = runs_q.latest(store)
+        if not runs:
+            click.echo("no job has run yet")
+            return
+        rows = [
+            (
+                r.job,
+                r.status,
+                r.trigger,
+                r.started_at[:19].replace("T", " "),
+                r.ended_at[:19].replace("T", " ") if r.ended_at else "",
+                " ".join(f"{k}={v}" for k, v in sorted(r.counts.items())),
+                r.error or "",
+            )
+            for r in runs
+        ]
+        table(("job", "status", "trigger", "started (UTC)", "ended", "counts", "error"), rows)
+
+
+from .commands.stages import COMMANDS as _STAGE_COMMANDS  # noqa: E402
+
+for _command in _STAGE_COMMANDS:
+    cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="genred")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""CLI commands, one module per area; `genred.cli` assembles them."""

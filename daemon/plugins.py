@@ -1,0 +1,281 @@
+"""The five plugin kinds and the entry-point loader.
+
+A plugin is a class found through an entry point group (``genred.sources``, …). It carries
+its own pydantic settings model as ``Config`` and is built as ``cls(settings, context)``.
+Built-in plugins are registered in pyproject.toml exactly like third-party ones. A plugin
+whose import fails (a missing extra, a broken package) is reported and skipped; the
+others still load.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from .config import PLUGIN_KINDS, Config, ConfigError, PluginEntry, validate_section
+
+if TYPE_CHECKING:
+    from .pipeline.sync import ScanRequest, SourcePage
+    from .store import Store
+
+GROUPS = {kind: f"genred.{kind}" for kind in PLUGIN_KINDS}
+
+# Top-level module of a dependency → the extra that installs it.
+EXTRA_FOR_MODULE = {
+    "plexapi": "plex",
+    "spotipy": "spotify",
+    "groq": "llm",
+    "openai": "llm",
+    "librosa": "audio",
+    "soundfile": "audio",
+    "soxr": "audio",
+    "mutagen": "audio",
+    "numpy": "audio",
+    "torch": "ml",
+    "transformers": "ml",
+    "onnxruntime": "ml",
+    "fastapi": "web",
+    "uvicorn": "web",
+}
+
+
+class NoSettings(BaseModel):
+    """Settings model of a plugin that takes none: any key is a typo."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class PluginContext:
+    """What every plugin may use: the whole config and the store. Nothing global."""
+
+    config: Config
+    store: Store | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+
+# --------------------------------------------------------------------------- protocols
+
+
+class Plugin(Protocol):
+    """Common shape: a settings model and a constructor taking (settings, context)."""
+
+    Config: ClassVar[type[BaseModel]]
+
+    def __init__(self, settings: Any, context: PluginContext) -> None: ...
+
+
+@runtime_checkable
+class SourcePlugin(Plugin, Protocol):
+    """Where tracks come from (Plex, a folder). It only reads; the sync stage
+    (`genred.pipeline.sync`, which defines ScanRequest and SourcePage) writes the store."""
+
+    def scan(self, request: ScanRequest) -> Iterator[SourcePage]:
+        """List every track (request.since None) or those added/updated since then, in pages.
+
+        A page names every source id it listed and carries full TrackRecords only for the
+        new or changed ones (`request.known(ids)` gives what the store has); its `cursor`,
+        passed back as `request.resume`, continues an interrupted full scan after that page.
+        """
+        ...
+
+    def gone(self, source_ids: Sequence[str]) -> set[str]:
+        """Those of `source_ids` the source no longer has (asked before marking removals)."""
+        ...
+
+
+@runtime_checkable
+class ExtractorPlugin(Plugin, Protocol):
+    """Audio → one float32 feature vector per track, versioned."""
+
+    version: str
+
+    def extract(self, path: Path) -> Any: ...
+
+
+@runtime_checkable
+class ClassifierPlugin(Plugin, Protocol):
+    """Tracks → predictions (top-k labels with confidence) for one label set, versioned."""
+
+    version: str
+
+    def classify(self, tracks: Sequence[Any]) -> Iterator[Any]: ...
+
+
+@runtime_checkable
+class LLMPlugin(Plugin, Protocol):
+    """Chat messages in, validated JSON out, with token usage."""
+
+    def chat(self, messages: Sequence[dict[str, str]], schema: dict[str, Any]) -> Any: ...
+
+
+@runtime_checkable
+class WritebackPlugin(Plugin, Protocol):
+    """Decisions → a target (Plex, file tags); idempotent and revertible."""
+
+    def write(self, items: Sequence[Any], *, dry_run: bool = False) -> Any: ...
+
+
+PROTOCOLS: dict[str, type] = {
+    "sources": SourcePlugin,
+    "extractors": ExtractorPlugin,
+    "classifiers": ClassifierPlugin,
+    "llm": LLMPlugin,
+    "writeback": WritebackPlugin,
+}
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+@dataclass
+class PluginInfo:
+    """One discovered plugin and whether it can be imported."""
+
+    kind: str
+    name: str
+    target: str
+    distribution: str | None
+    cls: type | None = None
+    error: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.cls is not None
+
+
+class PluginUnavailable(Exception):
+    """An enabled plugin cannot be used; the message says what to install or fix."""
+
+
+def missing_dependency_message(kind: str, name: str, target: str, exc: ImportError) -> str:
+    missing = getattr(exc, "name", None) or ""
+    module = missing.split(".")[0]
+    extra = EXTRA_FOR_MODULE.get(module)
+    what = f"plugin {name!r} ({kind})"
+    own = target.split(":")[0]
+    if missing and (own == missing or own.startswith(missing + ".")):
+        return f"{what} is registered as {target} but that module is missing (reinstall it)"
+    if extra:
+        return f"{what} needs {module}: install it with pip install 'genred[{extra}]'"
+    if module:
+        return f"{what} cannot import {module}: install the package that provides it"
+    return f"{what} failed to import: {exc}"
+
+
+def discover(kinds: Iterable[str] = PLUGIN_KINDS) -> list[PluginInfo]:
+    """Every plugin registered under genred's entry-point groups, imported or with its error."""
+    found: list[PluginInfo] = []
+    for kind in kinds:
+        seen: set[str] = set()
+        for ep in metadata.entry_points(group=GROUPS[kind]):
+            if ep.name in seen:  # the same distribution visible twice on sys.path
+                continue
+            seen.add(ep.name)
+            dist = ep.dist.name if ep.dist else None
+            info = PluginInfo(kind, ep.name, ep.value, dist)
+            try:
+                info.cls = ep.load()
+            except ImportError as exc:
+                info.error = missing_dependency_message(kind, ep.name, ep.value, exc)
+            except Exception as exc:  # a broken third-party plugin must not stop the rest
+                info.error = (
+                    f"plugin {ep.name!r} ({kind}) failed to load: {type(exc).__name__}: {exc}"
+                )
+            found.append(info)
+    return sorted(found, key=lambda i: (PLUGIN_KINDS.index(i.kind), i.name))
+
+
+def settings_model(cls: type) -> type[BaseModel]:
+    model = getattr(cls, "Config", None)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return model
+    return NoSettings
+
+
+@dataclass
+class LoadedPlugins:
+    """The enabled plugins, built, per kind; plus the ones that could not be."""
+
+    by_kind: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {k: {} for k in PLUGIN_KINDS}
+    )
+    unavailable: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def of(self, kind: str) -> dict[str, Any]:
+        return self.by_kind[kind]
+
+    def get(self, kind: str, name: str) -> Any:
+        try:
+            return self.by_kind[kind][name]
+        except KeyError:
+            reason = self.unavailable.get((kind, name), "it is not enabled in the config")
+            raise PluginUnavailable(
+                f"plugin {name!r} ({kind}) is not available: {reason}"
+            ) from None
+
+
+def validate_plugin_settings(
+    config: Config, infos: Sequence[PluginInfo]
+) -> dict[tuple[str, str], Any]:
+    """Validate the section of every enabled, importable plugin. Raises ConfigError with lines."""
+    index = {(i.kind, i.name): i for i in infos}
+    settings: dict[tuple[str, str], Any] = {}
+    issues = []
+    for kind in PLUGIN_KINDS:
+        for position, entry in enumerate(config.plugins.enabled(kind)):
+            info = index.get((kind, entry.name))
+            path = _entry_path(config, kind, entry, position)
+            if info is None:
+                known = ", ".join(sorted(n for k, n in index if k == kind)) or "none installed"
+                issues.append(config.source.issue(path, f"unknown {kind} plugin (known: {known})"))
+                continue
+            if info.cls is None:
+                continue  # reported as unavailable, not as a config error
+            try:
+                settings[(kind, entry.name)] = validate_section(
+                    settings_model(info.cls), entry.settings, config.source, path
+                )
+            except ConfigError as exc:
+                issues.extend(exc.issues)
+    if issues:
+        raise ConfigError(issues)
+    return settings
+
+
+def _entry_path(
+    config: Config, kind: str, entry: PluginEntry, position: int
+) -> tuple[str | int, ...]:
+    mapping_form = ("plugins", kind, entry.name)
+    if config.source.line_of(mapping_form) and mapping_form in config.source.lines:
+        return mapping_form
+    return ("plugins", kind, position)
+
+
+def load_plugins(
+    context: PluginContext, infos: Sequence[PluginInfo] | None = None
+) -> LoadedPlugins:
+    """Build every enabled plugin with its validated settings."""
+    infos = discover() if infos is None else infos
+    settings = validate_plugin_settings(context.config, infos)
+    index = {(i.kind, i.name): i for i in infos}
+    loaded = LoadedPlugins()
+    for kind in PLUGIN_KINDS:
+        for entry in context.config.plugins.enabled(kind):
+            info = index[(kind, entry.name)]
+            if info.cls is None:
+                loaded.unavailable[(kind, entry.name)] = info.error or "not importable"
+                continue
+            try:
+                loaded.by_kind[kind][entry.name] = info.cls(settings[(kind, entry.name)], context)
+            except Exception as exc:
+                loaded.unavailable[(kind, entry.name)] = f"{type(exc).__name__}: {exc}"
+    return loaded

@@ -1,0 +1,76 @@
+"""Plain records that cross the boundary between plugins, stages and the store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+LIST_FIELDS = ("genres", "moods", "album_genres", "artist_genres")
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """A track as a source reports it. `id` is the store's id, None until stored."""
+
+    source: str
+    source_id: str
+    title: str | None = None
+    artist: str | None = None
+    album: str | None = None
+    album_artist: str | None = None
+    album_source_id: str | None = None
+    artist_source_id: str | None = None
+    path: str | None = None
+    track_no: int | None = None
+    disc_no: int | None = None
+    year: int | None = None
+    duration_ms: int | None = None
+    genres: tuple[str, ...] = ()
+    moods: tuple[str, ...] = ()
+    album_genres: tuple[str, ...] = ()
+    artist_genres: tuple[str, ...] = ()
+    source_added_at: str | None = None
+    source_updated_at: str | None = None
+    id: int | None = field(default=None, compare=False)
+
+    def to_row(self) -> dict[str, Any]:
+        """Columns of the tracks table (lists as JSON), without the store-managed ones."""
+        row = asdict(self)
+        row.pop("id")
+        for name in LIST_FIELDS:
+            row[name] = json.dumps(list(row[name]), ensure_ascii=False)
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> TrackRecord:
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in row.items() if k in names}
+        for name in LIST_FIELDS:
+            if isinstance(values.get(name), str):
+                values[name] = tuple(json.loads(values[name]))
+        return cls(**values)
+
+
+TRACK_COLUMNS = tuple(f.name for f in fields(TrackRecord) if f.name != "id")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One classifier's answer for one track and label set: labels best first."""
+
+    track_id: int
+    label_set: str  # "genre", "mood", or a custom label's name
+    labels: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The final genres (and moods) of one track, with where they came from."""
+
+    track_id: int
+    genres: tuple[str, ...]
+    moods: tuple[str, ...] = ()
+    confidence: float | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    status: str = "decided"  # decided | review

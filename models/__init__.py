@@ -1,0 +1,1 @@
+"""Genre taxonomy data (genres.yaml) and model cards, shipped as package data."""
