@@ -16,7 +16,7 @@ from .commands.context import (
     pass_state,
     table,
 )
-from .config import ConfigError, load_config, locate, world_readable_secret_warning
+from .config import Config, ConfigError, load_config, locate, world_readable_secret_warning
 
 
 @click.group(cls=GenredGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,6 +50,7 @@ def config_check(state: AppState) -> None:
         config = load_config(path)
         infos = discover()
         validate_plugin_settings(config, infos)
+        check_taxonomy(config)
     except ConfigError as exc:
         for issue in exc.issues:
             click.echo(f"error: {issue}", err=True)
@@ -64,6 +65,21 @@ def config_check(state: AppState) -> None:
             if info is not None and info.error:
                 click.echo(f"warning: {info.error}", err=True)
     click.echo(f"{path}: ok")
+
+
+def check_taxonomy(config: Config) -> None:
+    """The taxonomy additions must load: an alias to an unknown genre is a config error."""
+    from .taxonomy import TaxonomyError, taxonomy_from_config
+
+    try:
+        taxonomy_from_config(config.taxonomy)
+    except TaxonomyError as exc:
+        # Messages read "taxonomy.aliases: 8-bit: target 'X' is not a known genre".
+        parts = str(exc).removeprefix("taxonomy.").split(": ")
+        path: tuple[str | int, ...] = ("taxonomy",)
+        while len(parts) > 1 and (*path, parts[0]) in config.source.lines:
+            path = (*path, parts.pop(0))
+        raise ConfigError([config.source.issue(path, ": ".join(parts))]) from None
 
 
 # --------------------------------------------------------------------------- plugins

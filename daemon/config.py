@@ -187,6 +187,9 @@ class TaxonomyConfig(StrictModel):
     )
     aliases: dict[str, str] = Field(default_factory=dict, description="raw text → canonical name")
     ignore: list[str] = Field(default_factory=list, description="raw texts that are no genre")
+    whitelist: dict[str, bool] = Field(
+        default_factory=dict, description="genre → written (false: folded into its parent)"
+    )
 
 
 class WebConfig(StrictModel):

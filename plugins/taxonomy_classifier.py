@@ -11,10 +11,9 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 
-from genred.config import TaxonomyConfig
 from genred.plugins import PluginContext
 from genred.records import Prediction, TrackRecord
-from genred.taxonomy import Taxonomy
+from genred.taxonomy import taxonomy_from_config
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -25,22 +24,13 @@ class TaxonomySettings(BaseModel):
     artist_factor: float = Field(0.8, ge=0, le=1, description="confidence × this for artist genres")
 
 
-def load_taxonomy(config: TaxonomyConfig) -> Taxonomy:
-    return Taxonomy.load(
-        config.path,
-        extra_genres=config.genres,
-        extra_aliases=config.aliases,
-        ignore=config.ignore,
-    )
-
-
 class TaxonomyClassifier:
     Config = TaxonomySettings
     label_set = "genre"
 
     def __init__(self, settings: TaxonomySettings, context: PluginContext) -> None:
         self.settings = settings
-        self.taxonomy = load_taxonomy(context.config.taxonomy)
+        self.taxonomy = taxonomy_from_config(context.config.taxonomy)
         # The version follows the taxonomy and settings: editing either re-classifies.
         blob = json.dumps(
             [

@@ -112,3 +112,16 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     assert result.exit_code == 0
     assert "Usage: " in result.output
     assert len(result.output.splitlines()) > 3
+
+
+def test_config_check_validates_taxonomy_additions(tmp_path: Path) -> None:
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(
+        "data_dir: /tmp/x\ntaxonomy:\n  genres:\n    Chiptune: Electronic\n"
+        "  aliases:\n    8-bit: Chiptun\n"
+    )
+    result = run("config", "check", "--config", str(cfg))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {cfg}:6 taxonomy.aliases.8-bit: target 'Chiptun' is not a known genre"
+    )
