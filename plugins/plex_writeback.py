@@ -2,10 +2,13 @@
 
 Reads current values from full items (`/library/metadata/{ids}`, never a listing, whose
 tag lists Plex truncates) and writes with multi-edits, one request per group of up to
-100 items that get the identical complete list, exactly as plexapi's
-`LibrarySection.multiEdit` sends them:
-    PUT /library/sections/{id}/all?type=10&id=1,2,3&genre[0].tag.tag=Jazz&genre.locked=1
-An empty list is written as a removal of what is there: `genre[].tag.tag-=A,B`.
+100 items that need the identical change, exactly as plexapi's `LibrarySection.multiEdit`
+sends them:
+    PUT /library/sections/{id}/all?type=10&id=1,2,3&genre[0].tag.tag=Jazz&genre[].tag.tag-=jazz%20fusion&genre.locked=1
+Plex adds the indexed tags to every item of a multi-item edit, while for a single item they
+become its complete list (which is why plexapi's `addGenre` resends the old tags); so a
+single-item edit carries the item's complete new list, a multi-item edit the change.
+Removals are quoted once more, as plexapi's `_tagHelper` does.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from genred.errors import PlexRequestFailed
 from genred.pipeline.writeplan import Edit, Key, Values
@@ -109,24 +113,22 @@ class PlexWriteback:
                 raise PlexRequestFailed(f"{edit.kind} {item_id} is no longer in Plex")
             by_section[section].append(item_id)
         for section, ids in by_section.items():
-            if edit.values:
-                self._put(section, edit, ids, self._set_params(edit, lock))
-            else:  # clearing: remove what each item has, grouped by that
-                groups: dict[Values, list[str]] = defaultdict(list)
-                for item_id in ids:
-                    groups[tuple(edit.before.get(item_id, ()))].append(item_id)
-                for before, group in groups.items():
-                    if before:
-                        params = {f"{edit.field}[].tag.tag-": ",".join(before)}
-                        params[f"{edit.field}.locked"] = 1 if lock else 0
-                        self._put(section, edit, group, params)
+            if len(ids) == 1:  # one item: Plex takes the indexed tags as its complete list
+                self._put(
+                    section,
+                    edit,
+                    ids,
+                    self._params(edit.field, edit.after[ids[0]], edit.remove, lock),
+                )
+            else:  # several: Plex adds the indexed tags to each item and removes the others
+                self._put(section, edit, ids, self._params(edit.field, edit.add, edit.remove, lock))
 
     @staticmethod
-    def _set_params(edit: Edit, lock: bool) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            f"{edit.field}[{i}].tag.tag": v for i, v in enumerate(edit.values)
-        }
-        params[f"{edit.field}.locked"] = 1 if lock else 0
+    def _params(field: str, tags: Values, remove: Values, lock: bool) -> dict[str, Any]:
+        params: dict[str, Any] = {f"{field}[{i}].tag.tag": v for i, v in enumerate(tags)}
+        if remove:
+            params[f"{field}[].tag.tag-"] = ",".join(quote(v, safe="") for v in remove)
+        params[f"{field}.locked"] = 1 if lock else 0
         return params
 
     def _put(self, section: str, edit: Edit, ids: list[str], params: dict[str, Any]) -> None:

@@ -52,13 +52,26 @@ def test_identical_lists_are_grouped_and_chunked() -> None:
     targets = [t(str(i), "Rock") for i in range(250)] + [t("900", "Jazz")]
     current = {x.key: () for x in targets}
     plan = plan_writes(targets, current, {}, "replace", batch_size=100)
-    assert [(e.values, len(e.ids)) for e in plan.edits] == [
-        (("Jazz",), 1),
-        (("Rock",), 100),
-        (("Rock",), 100),
-        (("Rock",), 50),
+    assert [(e.add, e.remove, len(e.ids)) for e in plan.edits] == [
+        (("Jazz",), (), 1),
+        (("Rock",), (), 100),
+        (("Rock",), (), 100),
+        (("Rock",), (), 50),
     ]
-    assert plan.edits[1].before["0"] == ()
+    assert plan.edits[1].before["0"] == () and plan.edits[1].after["0"] == ("Rock",)
+
+
+def test_append_groups_by_the_change_not_the_whole_list() -> None:
+    a, b = t("1", "Electronic"), t("2", "Electronic")
+    current = {a.key: ("chill",), b.key: ("idm", "glitch")}
+    [edit] = plan_writes([a, b], current, {}, "append", 100).edits
+    assert (edit.add, edit.remove, edit.ids) == (("Electronic",), (), ("1", "2"))
+    assert edit.after == {"1": ("chill", "Electronic"), "2": ("idm", "glitch", "Electronic")}
+    replace = plan_writes([a, b], current, {}, "replace", 100).edits
+    assert {(r.add, r.remove) for r in replace} == {
+        (("Electronic",), ("chill",)),
+        (("Electronic",), ("idm", "glitch")),
+    }
 
 
 def test_second_run_writes_nothing_and_manual_edits_are_detected() -> None:
@@ -85,7 +98,7 @@ def test_unconfirmed_write_that_landed_is_confirmed_not_rewritten() -> None:
     current = {landed.key: ("Rock",), lost.key: ("x",)}
     plan = plan_writes([landed, lost], current, past, "replace", 100)
     assert [(x.item_id, v) for x, v in plan.confirmed] == [("1", ("Rock",))]
-    assert [(e.values, e.ids) for e in plan.edits] == [(("Rock",), ("2",))]
+    assert [(e.after, e.ids) for e in plan.edits] == [({"2": ("Rock",)}, ("2",))]
 
 
 def test_items_missing_from_target_are_skipped() -> None:
@@ -110,8 +123,12 @@ def test_reverts_group_by_original_and_respect_later_edits() -> None:
         k("5"): ("y",),
     }
     edits, already, changed = plan_reverts(rows, current, 100)
-    assert [(e.values, e.ids) for e in edits] == [((), ("3",)), (("a", "b"), ("1", "2"))]
-    assert edits[0].before == {"3": ("Jazz",)}
+    assert [(e.add, e.remove, e.ids) for e in edits] == [
+        ((), ("Jazz",), ("3",)),
+        (("a", "b"), ("Rock",), ("1",)),
+        (("a", "b"), ("rock",), ("2",)),
+    ]
+    assert edits[0].before == {"3": ("Jazz",)} and edits[0].after == {"3": ()}
     assert already == [k("5")] and changed == [k("4")]
     forced, _, changed = plan_reverts(rows, current, 100, force=True)
     assert changed == [] and ("4",) in [e.ids for e in forced]

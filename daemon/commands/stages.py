@@ -69,7 +69,7 @@ def _print_edits(edits: list[Any], limit: int = 20) -> None:
                 click.echo(f"… and {rest} more")
                 return
             before = ", ".join(edit.before.get(item_id, ())) or "(none)"
-            after = ", ".join(edit.values) or "(none)"
+            after = ", ".join(edit.after.get(item_id, ())) or "(none)"
             click.echo(f"{edit.kind} {item_id} {edit.field}: {before} → {after}")
             shown += 1
 

@@ -277,9 +277,12 @@ def _record_observations(store: Store, target: str, plan: Plan) -> None:
             )
 
 
+def _dump(values: Values) -> str:
+    return json.dumps(list(values), ensure_ascii=False)
+
+
 def _record_intent(store: Store, target: str, edit: Edit) -> None:
     now = utcnow()
-    value = json.dumps(list(edit.values), ensure_ascii=False)
     with store.transaction() as conn:
         conn.executemany(
             """
@@ -294,8 +297,8 @@ def _record_intent(store: Store, target: str, edit: Edit) -> None:
                     edit.kind,
                     item_id,
                     edit.field,
-                    json.dumps(list(edit.before.get(item_id, ())), ensure_ascii=False),
-                    value,
+                    _dump(edit.before.get(item_id, ())),
+                    _dump(edit.after[item_id]),
                     now,
                 )
                 for item_id in edit.ids
@@ -305,14 +308,15 @@ def _record_intent(store: Store, target: str, edit: Edit) -> None:
 
 def _record_written(store: Store, target: str, source: str, edit: Edit) -> None:
     now = utcnow()
-    value = json.dumps(list(edit.values), ensure_ascii=False)
     with store.transaction() as conn:
-        conn.executemany(
-            "UPDATE writebacks SET written = ?, pending = NULL, written_at = ?, reverted_at = NULL "
-            "WHERE target = ? AND item_kind = ? AND item_id = ? AND field = ?",
-            [(value, now, target, edit.kind, i, edit.field) for i in edit.ids],
-        )
-        _update_view(conn, source, edit.kind, edit.field, edit.ids, value)
+        for item_id in edit.ids:
+            value = _dump(edit.after[item_id])
+            conn.execute(
+                "UPDATE writebacks SET written = ?, pending = NULL, written_at = ?, reverted_at = NULL "
+                "WHERE target = ? AND item_kind = ? AND item_id = ? AND field = ?",
+                (value, now, target, edit.kind, item_id, edit.field),
+            )
+            _update_view(conn, source, edit.kind, edit.field, [item_id], value)
         failures.clear(store, STAGE, [f"{edit.kind}:{i}" for i in edit.ids])
 
 
@@ -381,7 +385,8 @@ def revert(
             log.error("revert failed", kind=edit.kind, items=len(edit.ids), error=str(exc))
             report.counts["failed"] += len(edit.ids)
             continue
-        _record_reverted(store, plugin, [(edit.kind, i, edit.field) for i in edit.ids], edit.values)
+        for item_id in edit.ids:
+            _record_reverted(store, plugin, [(edit.kind, item_id, edit.field)], edit.after[item_id])
         report.counts["reverted"] += len(edit.ids)
         progress.advance(len(edit.ids))
     for key in already:

@@ -40,13 +40,59 @@ class PastWrite:
 
 @dataclass(frozen=True)
 class Edit:
-    """One request's worth: set `field` of every item in `ids` to exactly `values`."""
+    """One request's worth: the same change to `field` of every item in `ids`.
+
+    Plex applies a multi-item edit as a change (add these tags, remove those) and a
+    single-item edit as the new complete list, so an edit carries both: the delta
+    (`add`, `remove`) shared by all its items, and each item's list before and after.
+    """
 
     kind: str
     field: str
-    values: Values
     ids: tuple[str, ...]
-    before: Mapping[str, Values] = field(default_factory=dict)  # per id, for dry runs and removal
+    add: Values
+    remove: Values
+    before: Mapping[str, Values] = field(default_factory=dict)
+    after: Mapping[str, Values] = field(default_factory=dict)
+
+
+def delta(before: Values, after: Values) -> tuple[Values, Values]:
+    """Tags to add and to remove (case-insensitively) to turn `before` into `after`."""
+    had = {fold(v) for v in before}
+    wants = {fold(v) for v in after}
+    add = tuple(v for v in dict.fromkeys(after) if fold(v) not in had)
+    remove = tuple(v for v in dict.fromkeys(before) if fold(v) not in wants)
+    return add, remove
+
+
+def group_edits(
+    changes: Iterable[tuple[str, str, str, Values, Values]], batch_size: int
+) -> list[Edit]:
+    """Group (kind, field, id, before, after) changes whose delta is identical."""
+    groups: dict[tuple[str, str, Values, Values], list[tuple[str, Values, Values]]] = defaultdict(
+        list
+    )
+    for kind, fld, item_id, before, after in changes:
+        add, remove = delta(before, after)
+        groups[(kind, fld, add, remove)].append((item_id, before, after))
+    edits = []
+    for (kind, fld, add, remove), members in sorted(
+        groups.items(), key=lambda kv: kv[0][:1] + kv[0][2:]
+    ):
+        for start in range(0, len(members), batch_size):
+            chunk = members[start : start + batch_size]
+            edits.append(
+                Edit(
+                    kind,
+                    fld,
+                    tuple(m[0] for m in chunk),
+                    add,
+                    remove,
+                    {m[0]: m[1] for m in chunk},
+                    {m[0]: m[2] for m in chunk},
+                )
+            )
+    return edits
 
 
 @dataclass
@@ -109,8 +155,7 @@ def plan_writes(
 ) -> Plan:
     """Decide, per item, whether to write, and group identical writes into edits."""
     plan = Plan()
-    groups: dict[tuple[str, str, Values], list[str]] = defaultdict(list)
-    befores: dict[tuple[str, str, Values], dict[str, Values]] = defaultdict(dict)
+    changes: list[tuple[str, str, str, Values, Values]] = []
     for target in targets:
         key = target.key
         if key not in current:
@@ -131,14 +176,8 @@ def plan_writes(
         if final is None or same(final, now):
             plan.unchanged += 1
             continue
-        group = (target.kind, target.field, final)
-        groups[group].append(target.item_id)
-        befores[group][target.item_id] = now
-    for (kind, fld, values), ids in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2])):
-        for start in range(0, len(ids), batch_size):
-            chunk = tuple(ids[start : start + batch_size])
-            before = {i: befores[(kind, fld, values)][i] for i in chunk}
-            plan.edits.append(Edit(kind, fld, values, chunk, before))
+        changes.append((target.kind, target.field, target.item_id, now, final))
+    plan.edits = group_edits(changes, batch_size)
     return plan
 
 
@@ -150,8 +189,7 @@ def plan_reverts(
 ) -> tuple[list[Edit], list[Key], list[Key]]:
     """Edits that put back the originals; plus the keys already as they were, and the keys a
     person changed after genred's write (skipped unless `force`)."""
-    groups: dict[tuple[str, str, Values], list[str]] = defaultdict(list)
-    befores: dict[tuple[str, str, Values], dict[str, Values]] = defaultdict(dict)
+    changes: list[tuple[str, str, str, Values, Values]] = []
     already: list[Key] = []
     changed: list[Key] = []
     for key, row in rows.items():
@@ -166,12 +204,5 @@ def plan_reverts(
             changed.append(key)
             continue
         kind, item_id, fld = key
-        groups[(kind, fld, row.original)].append(item_id)
-        befores[(kind, fld, row.original)][item_id] = now
-    edits = []
-    for (kind, fld, values), ids in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2])):
-        for start in range(0, len(ids), batch_size):
-            chunk = tuple(ids[start : start + batch_size])
-            before = {i: befores[(kind, fld, values)][i] for i in chunk}
-            edits.append(Edit(kind, fld, values, chunk, before))
-    return edits, already, changed
+        changes.append((kind, fld, item_id, now, row.original))
+    return group_edits(changes, batch_size), already, changed
