@@ -152,8 +152,10 @@ def status_cmd(state: AppState) -> None:
 
 
 from .commands.stages import COMMANDS as _STAGE_COMMANDS  # noqa: E402
+from .commands.sync import plex as _plex_group  # noqa: E402
+from .commands.sync import sync as _sync_command  # noqa: E402
 
-for _command in _STAGE_COMMANDS:
+for _command in (_sync_command, *_STAGE_COMMANDS, _plex_group):
     cli.add_command(_command)
 
 

@@ -97,9 +97,16 @@ class BarProgress:
         if self._task is not None:
             self._bar.stop()
             self._task = None
-        self.console.print(summary, highlight=False)
+        print(summary, flush=True)
+
+
+class SummaryProgress(NullProgress):
+    """No bar (not a terminal): only each step's summary line, on stdout."""
+
+    def finish(self, summary: str) -> None:
+        print(summary, flush=True)
 
 
 def for_terminal() -> Progress:
-    """A bar when stderr is a terminal, else log lines."""
-    return BarProgress() if sys.stderr.isatty() else LogProgress()
+    """For the CLI: a bar when stderr is a terminal; the summary lines either way."""
+    return BarProgress() if sys.stderr.isatty() else SummaryProgress()

@@ -11,9 +11,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
-from genred.config import PlexConfig
-from genred.errors import PlexAuthFailed, PlexRequestFailed, PlexUnreachable
-from genred.logs import get_logger
 from plexapi.exceptions import BadRequest, NotFound, Unauthorized
 from plexapi.server import PlexServer
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +20,10 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+
+from genred.config import PlexConfig
+from genred.errors import PlexAuthFailed, PlexRequestFailed, PlexUnreachable
+from genred.logs import get_logger
 
 T = TypeVar("T")
 log = get_logger("genred.plex")
@@ -60,7 +61,7 @@ def call(fn: Callable[[], T], what: str, settings: RetrySettings) -> T:
     retrying = retry(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(settings.attempts),
-        wait=wait_exponential_jitter(initial=settings.backoff_initial, max=settings.backoff_max),
+        wait=wait_exponential_jitter(multiplier=settings.backoff_initial, max=settings.backoff_max),
         reraise=True,
         before_sleep=lambda rs: log.warning(
             "plex request failed, retrying",

@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+from plexapi import utils as plex_utils
+from pydantic import BaseModel, ConfigDict, Field
+
 from genred.errors import PlexRequestFailed
 from genred.pipeline.writeplan import Edit, Key, Values
 from genred.plugins import PluginContext
-from plexapi import utils as plex_utils
-from pydantic import BaseModel, ConfigDict, Field
 
 from .plex_common import RetrySettings, call, connect
 

@@ -11,10 +11,11 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from genred.plugins import PluginContext
 from genred.records import Prediction, TrackRecord
 from genred.taxonomy import taxonomy_from_config
-from pydantic import BaseModel, ConfigDict, Field
 
 
 class TaxonomySettings(BaseModel):

@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+
 from genred import __version__
 from genred.cli import cli
 from genred.store import Store, runs
-
 from tests.conftest import EXAMPLE_CONFIG
 
 GENRED = [sys.executable, "-m", "genred"]

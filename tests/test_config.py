@@ -5,9 +5,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from genred import config as cfg
 from genred.config import ConfigError, load_config, parse_config, parse_duration
-
 from tests.conftest import EXAMPLE_CONFIG
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from genred.config import DecideConfig
 from genred.pipeline.decide import Vote, decide, decide_labels
 from genred.store import Store, utcnow

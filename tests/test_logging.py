@@ -7,6 +7,7 @@ import json
 import logging
 
 import pytest
+
 from genred.logs import configure_logging, get_logger
 
 SECRETS = ["plexTOKEN123456", "gsk_abcdefghijklmnop", "hook-secret-999"]

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from genred import plugins
 from genred.config import ConfigError, parse_config
 from genred.plugins import PluginContext, discover, load_plugins

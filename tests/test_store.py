@@ -5,6 +5,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from genred.store import Store, StoreError, failures, runs, schema, state, tracks, utcnow
 
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 
 import pytest
+
 from genred.config import WritebackConfig
 from genred.errors import GenredError, PlexUnreachable
 from genred.pipeline import writeback as wb

@@ -59,13 +59,21 @@ def config_option(func: Any) -> Any:
     )(func)
 
 
+def with_config_option(cmd: click.Command) -> click.Command:
+    """Give `cmd` (and, for a group, each of its subcommands) the --config option once."""
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            with_config_option(sub)
+    elif not any("--config" in p.opts for p in cmd.params):
+        config_option(cmd)
+    return cmd
+
+
 class GenredGroup(click.Group):
-    """A group whose every subcommand takes --config."""
+    """A group whose every subcommand, at any depth, takes --config."""
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        if not isinstance(cmd, click.Group):
-            config_option(cmd)
-        super().add_command(cmd, name)
+        super().add_command(with_config_option(cmd), name)
 
     def group(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("cls", GenredGroup)

@@ -56,24 +56,33 @@ class Edit:
     after: Mapping[str, Values] = field(default_factory=dict)
 
 
-def delta(before: Values, after: Values) -> tuple[Values, Values]:
-    """Tags to add and to remove (case-insensitively) to turn `before` into `after`."""
+def delta(before: Values, after: Values, exact: bool = False) -> tuple[Values, Values]:
+    """Tags to add and to remove (case-insensitively) to turn `before` into `after`.
+
+    Plex applies a change as: drop the removed tags, append the added ones. With `exact`
+    (a revert must restore the very list, in order), when that cannot give `after` in its
+    order, the change is to remove every tag and add `after` whole.
+    """
     had = {fold(v) for v in before}
     wants = {fold(v) for v in after}
     add = tuple(v for v in dict.fromkeys(after) if fold(v) not in had)
     remove = tuple(v for v in dict.fromkeys(before) if fold(v) not in wants)
+    if exact:
+        result = [fold(v) for v in before if fold(v) in wants] + [fold(v) for v in add]
+        if result != [fold(v) for v in dict.fromkeys(after)]:
+            return tuple(dict.fromkeys(after)), tuple(dict.fromkeys(before))
     return add, remove
 
 
 def group_edits(
-    changes: Iterable[tuple[str, str, str, Values, Values]], batch_size: int
+    changes: Iterable[tuple[str, str, str, Values, Values]], batch_size: int, exact: bool = False
 ) -> list[Edit]:
     """Group (kind, field, id, before, after) changes whose delta is identical."""
     groups: dict[tuple[str, str, Values, Values], list[tuple[str, Values, Values]]] = defaultdict(
         list
     )
     for kind, fld, item_id, before, after in changes:
-        add, remove = delta(before, after)
+        add, remove = delta(before, after, exact)
         groups[(kind, fld, add, remove)].append((item_id, before, after))
     edits = []
     for (kind, fld, add, remove), members in sorted(
@@ -205,4 +214,4 @@ def plan_reverts(
             continue
         kind, item_id, fld = key
         changes.append((kind, fld, item_id, now, row.original))
-    return group_edits(changes, batch_size), already, changed
+    return group_edits(changes, batch_size, exact=True), already, changed

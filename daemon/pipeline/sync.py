@@ -1,0 +1,337 @@
+"""Sync stage: a source plugin's pages of tracks → the `tracks` table.
+
+The plugin only reads its source; this stage does every store write. Each page is applied
+in one transaction (inserts, real changes, `synced_at` touches, restores, and for a full
+scan the resume cursor), so a killed sync leaves whole pages and a restarted full scan
+continues after the last committed one. Tracks are never deleted: a full scan that ran to
+its end marks the tracks it did not see (and the source confirms gone) as removed.
+
+State per source (table `state`): ``sync.<source>.last`` (start of the last finished sync,
+the next incremental asks for changes since then), ``sync.<source>.last_full`` (start of
+the last finished full scan) and ``sync.<source>.pending_full`` (the full scan in progress).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from operator import attrgetter
+from typing import Any
+
+from ..logs import get_logger
+from ..progress import NullProgress, Progress
+from ..records import LIST_FIELDS, TRACK_COLUMNS, TrackRecord
+from ..store import Store, state
+
+log = get_logger("genred.sync")
+
+FULL_EVERY = timedelta(days=1)  # full=None: a full scan when the last one is older than this
+WRITE_BATCH = 5000  # rows per statement group; a page is committed as a whole anyway
+IDS = "SELECT value FROM json_each(?)"  # one bound JSON list instead of N placeholders
+
+# Columns that make a track "changed" (changed_at bumps, downstream stages redo it).
+# source_updated_at alone does not: Plex bumps it for edits genred does not store.
+CONTENT_COLUMNS = tuple(c for c in TRACK_COLUMNS if c not in ("source", "source_id"))
+UPDATED_AT = CONTENT_COLUMNS.index("source_updated_at")
+COMPARED = tuple(i for i in range(len(CONTENT_COLUMNS)) if i != UPDATED_AT)
+_CONTENT_OF = attrgetter(*CONTENT_COLUMNS)
+_LIST_POSITIONS = tuple(CONTENT_COLUMNS.index(c) for c in LIST_FIELDS)
+_JSON = json.JSONEncoder(ensure_ascii=False).encode  # the same text as json.dumps in to_row
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')  # what json.dumps(ensure_ascii=False) escapes
+
+Clock = Callable[[], datetime]
+
+
+# --------------------------------------------------------------------------- contract
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What the sync stage asks of a source plugin's `scan`.
+
+    `since` None asks for a full scan; else for tracks added or updated since then (the
+    plugin widens it by its own overlap). `known(ids)` gives, for those of `ids` already
+    stored, the `source_updated_at` stored, so a plugin fetches details only for new or
+    changed tracks. `resume` is the `cursor` of the last page committed by an interrupted
+    full scan (None: start at the beginning).
+    """
+
+    since: datetime | None
+    known: Callable[[Sequence[str]], Mapping[str, str | None]]
+    resume: Any = None
+
+
+@dataclass(frozen=True)
+class SourcePage:
+    """One page of a scan.
+
+    `seen`: every source id listed on this page. `records`: complete records for those
+    of them that are new or changed (the rest are only touched). `cursor`: JSON-able
+    position after this page, handed back as `ScanRequest.resume`. `total`: how many ids
+    the whole scan is expected to list, for progress (the first page's value is used).
+    """
+
+    seen: Sequence[str]
+    records: Sequence[TrackRecord] = ()
+    cursor: Any = None
+    total: int | None = None
+
+
+@dataclass
+class SyncResult:
+    """What one sync did. `changed_track_ids`: store ids of added, changed and restored tracks."""
+
+    source: str
+    full: bool
+    seen: int = 0
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    restored: int = 0
+    seconds: float = 0.0
+    changed_track_ids: list[int] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """The counts recorded with the job run."""
+        keys = ("seen", "added", "changed", "unchanged", "removed", "restored")
+        return {"full": int(self.full), **{k: getattr(self, k) for k in keys}}
+
+    def summary(self) -> str:
+        parts = [f"{self.added:,} added", f"{self.changed:,} changed", f"{self.removed:,} removed"]
+        if self.restored:
+            parts.append(f"{self.restored:,} restored")
+        return f"synced {self.seen:,} tracks: {', '.join(parts)} in {self.seconds:.1f} s"
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def state_key(source: str, name: str) -> str:
+    return f"sync.{source}.{name}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def wants_full(store: Store, source: str, now: datetime) -> bool:
+    """Full when there never was one, the last is older than FULL_EVERY, or one is pending."""
+    if state.get(store, state_key(source, "pending_full")):
+        return True
+    last_full = state.get(store, state_key(source, "last_full"))
+    return last_full is None or now - datetime.fromisoformat(last_full) > FULL_EVERY
+
+
+def sync(
+    store: Store,
+    source_name: str,
+    source: Any,
+    *,
+    full: bool | None = None,
+    progress: Progress | None = None,
+    clock: Clock = lambda: datetime.now(UTC),
+) -> SyncResult:
+    """Bring the store's tracks of `source_name` up to date with what `source` lists."""
+    progress = progress or NullProgress()
+    began = time.monotonic()
+    now = clock()
+    last = state.get(store, state_key(source_name, "last"))
+    if full is None:
+        full = wants_full(store, source_name, now)
+    if last is None:
+        full = True  # nothing to be incremental from
+    result = SyncResult(source_name, full)
+
+    if full:
+        pending = _pending_full(store, source_name, now)
+        request = ScanRequest(None, _known(store, source_name), pending["cursor"])
+        scan_start = pending["started_at"]
+    else:
+        request = ScanRequest(datetime.fromisoformat(last), _known(store, source_name))
+        scan_start = _iso(now)
+
+    label = f"sync {source_name} ({'full' if full else 'incremental'})"
+    started = False
+    for page in source.scan(request):
+        if not started:
+            progress.start(label, page.total)
+            started = True
+        with store.transaction():
+            _apply_page(store, source_name, page, _iso(clock()), result)
+            if full:
+                pass
+                state.put(store, state_key(source_name, "pending_full"), pending)
+        progress.advance(len(page.seen))
+    if not started:
+        progress.start(label, 0)
+
+    if full:
+        result.removed = _mark_removed(store, source_name, source, scan_start, _iso(clock()))
+        with store.transaction():
+            state.put(store, state_key(source_name, "last_full"), scan_start)
+            state.put(store, state_key(source_name, "pending_full"), None)
+    state.put(store, state_key(source_name, "last"), scan_start)
+    result.seconds = time.monotonic() - began
+    progress.finish(result.summary())
+    log.info("sync finished", source=source_name, **result.counts())
+    return result
+
+
+def _pending_full(store: Store, source: str, now: datetime) -> dict[str, Any]:
+    """The interrupted full scan to continue, or a new one (recorded before the first page)."""
+    pending = state.get(store, state_key(source, "pending_full"))
+    if pending and now - datetime.fromisoformat(pending["started_at"]) <= FULL_EVERY:
+        log.info("resuming full sync", source=source, scan_id=pending["scan_id"])
+        return dict(pending)
+    pending = {"scan_id": secrets.token_hex(6), "started_at": _iso(now), "cursor": None}
+    state.put(store, state_key(source, "pending_full"), pending)
+    return pending
+
+
+def _known(store: Store, source: str) -> Callable[[Sequence[str]], dict[str, str | None]]:
+    def known(ids: Sequence[str]) -> dict[str, str | None]:
+        rows = store.conn.execute(
+            f"SELECT source_id, source_updated_at FROM tracks "
+            f"WHERE source = ? AND source_id IN ({IDS})",
+            (source, json.dumps(list(ids))),
+        )
+        return dict(rows.fetchall())
+
+    return known
+
+
+def _apply_page(store: Store, source: str, page: SourcePage, now: str, result: SyncResult) -> None:
+    """Insert new tracks, update changed ones, touch the rest of the page's ids."""
+    conn = store.conn
+    records = {r.source_id: r for r in page.records}
+    seen = list(dict.fromkeys([*page.seen, *records]))
+    cols = ", ".join(CONTENT_COLUMNS)
+    existing = {
+        row[1]: row
+        for row in conn.execute(
+            f"SELECT id, source_id, removed, {cols} FROM tracks "
+            f"WHERE source = ? AND source_id IN ({IDS})",
+            (source, json.dumps(seen)),
+        )
+    }
+    inserts: list[tuple[Any, ...]] = []
+    changes: list[tuple[Any, ...]] = []  # a synced field really changed
+    refreshes: list[tuple[Any, ...]] = []  # only source_updated_at moved
+    touched: list[str] = []
+    for sid in seen:
+        old = existing.get(sid)
+        record = records.get(sid)
+        if old is None:
+            if record is None:
+                log.warning("source listed an unknown track without its record", source_id=sid)
+                continue
+            inserts.append((source, sid, *_content(record), now, now, now))
+            continue
+        if old[2]:
+            result.restored += 1
+            result.changed_track_ids.append(old[0])
+        if record is None:
+            touched.append(sid)
+            result.unchanged += 1
+            continue
+        values = _content(record)
+        if any(old[i + 3] != values[i] for i in COMPARED):
+            changes.append((*values, now, now, old[0]))
+            result.changed += 1
+            if not old[2]:
+                result.changed_track_ids.append(old[0])
+        else:
+            if values[UPDATED_AT] != old[UPDATED_AT + 3]:
+                refreshes.append((values[UPDATED_AT], old[0]))
+            touched.append(sid)
+            result.unchanged += 1
+
+    result.seen += len(seen)
+    result.added += len(inserts)
+    assignments = ", ".join(f"{c} = ?" for c in CONTENT_COLUMNS)
+    for batch in _batches(changes):
+        conn.executemany(
+            f"UPDATE tracks SET {assignments}, changed_at = ?, synced_at = ?, "
+            f"removed = 0, removed_at = NULL WHERE id = ?",
+            batch,
+        )
+    for batch in _batches(refreshes):
+        conn.executemany("UPDATE tracks SET source_updated_at = ? WHERE id = ?", batch)
+    for batch in _batches(touched):
+        conn.execute(
+            f"UPDATE tracks SET synced_at = ?, removed = 0, removed_at = NULL "
+            f"WHERE source = ? AND source_id IN ({IDS})",
+            (now, source, json.dumps(batch)),
+        )
+    if inserts:
+        marks = ", ".join("?" * (len(CONTENT_COLUMNS) + 5))
+        for batch in _batches(inserts):
+            conn.executemany(
+                f"INSERT INTO tracks (source, source_id, {cols}, first_seen_at, changed_at, "
+                f"synced_at) VALUES ({marks})",
+                batch,
+            )
+        new_ids = json.dumps([row[1] for row in inserts])
+        result.changed_track_ids.extend(
+            r[0]
+            for r in conn.execute(
+                f"SELECT id FROM tracks WHERE source = ? AND source_id IN ({IDS})",
+                (source, new_ids),
+            )
+        )
+
+
+def _content(record: TrackRecord) -> tuple[Any, ...]:
+    """CONTENT_COLUMNS of a record as stored (lists as JSON text, as `TrackRecord.to_row`)."""
+    values = list(_CONTENT_OF(record))
+    for i in _LIST_POSITIONS:
+        values[i] = _json_list(values[i])
+    return tuple(values)
+
+
+def _json_list(items: Sequence[str]) -> str:
+    """`json.dumps(list(items), ensure_ascii=False)`, without the encoder for plain tags."""
+    if not all(isinstance(i, str) for i in items) or _NEEDS_ESCAPE.search("".join(items)):
+        return _JSON(list(items))
+    return '["' + '", "'.join(items) + '"]' if items else "[]"
+
+
+def _mark_removed(store: Store, source_name: str, source: Any, scan_start: str, now: str) -> int:
+    """Mark removed what the finished full scan did not see and the source confirms gone.
+
+    Offset paging over a library that changes while it is listed can skip an item; asking
+    the source about the unseen ones keeps such a skip from becoming a false removal.
+    """
+    unseen = [
+        r[0]
+        for r in store.conn.execute(
+            "SELECT source_id FROM tracks WHERE source = ? AND removed = 0 AND synced_at < ?",
+            (source_name, scan_start),
+        )
+    ]
+    if not unseen:
+        return 0
+    gone = sorted(source.gone(unseen))
+    if len(gone) < len(unseen):
+        log.info("unseen tracks still exist at the source", count=len(unseen) - len(gone))
+    removed = 0
+    for batch in _batches(gone):
+        with store.transaction() as conn:
+            cur = conn.execute(
+                f"UPDATE tracks SET removed = 1, removed_at = ? "
+                f"WHERE source = ? AND removed = 0 AND source_id IN ({IDS})",
+                (now, source_name, json.dumps(batch)),
+            )
+            removed += cur.rowcount
+    return removed
+
+
+def _batches(items: Sequence[Any], size: int = WRITE_BATCH) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
