@@ -63,12 +63,12 @@ class PlexWriteback:
 
     def read(self, keys: Sequence[Key]) -> dict[Key, Values]:
         """Current full values of the given (kind, ratingKey, field) keys; missing items are absent."""
-        ids_by_kind: dict[str, list[str]] = defaultdict(list)
+        ids_by_kind: dict[str, dict[str, None]] = defaultdict(dict)  # ordered set per kind
         for kind, item_id, _ in keys:
-            if item_id not in ids_by_kind[kind]:
-                ids_by_kind[kind].append(item_id)
+            ids_by_kind[kind][item_id] = None
         values: dict[tuple[str, str], dict[str, Values]] = {}
-        for kind, ids in ids_by_kind.items():
+        for kind, id_set in ids_by_kind.items():
+            ids = list(id_set)
             for start in range(0, len(ids), self.settings.read_batch):
                 chunk = ids[start : start + self.settings.read_batch]
                 for item_id, fields in self._read_chunk(chunk).items():

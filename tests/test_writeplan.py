@@ -68,11 +68,27 @@ def test_append_groups_by_the_change_not_the_whole_list() -> None:
     [edit] = plan_writes([a, b], current, {}, "append", 100).edits
     assert (edit.add, edit.remove, edit.ids) == (("Electronic",), (), ("1", "2"))
     assert edit.after == {"1": ("chill", "Electronic"), "2": ("idm", "glitch", "Electronic")}
-    replace = plan_writes([a, b], current, {}, "replace", 100).edits
-    assert {(r.add, r.remove) for r in replace} == {
-        (("Electronic",), ("chill",)),
-        (("Electronic",), ("idm", "glitch")),
-    }
+    [replace] = plan_writes([a, b], current, {}, "replace", 100).edits
+    assert (replace.add, replace.remove, replace.ids) == (
+        ("Electronic",),
+        ("chill", "idm", "glitch"),
+        ("1", "2"),  # removals merged
+    )
+
+
+def test_removals_are_not_merged_onto_an_item_that_keeps_the_tag() -> None:
+    a, b, c = t("1", "Electronic"), t("2", "Electronic", "Ambient"), t("3", "Electronic")
+    current = {a.key: ("Ambient",), b.key: ("Ambient",), c.key: ("Dub",)}
+    edits = plan_writes([a, b, c], current, {}, "replace", 100).edits
+    # 2 keeps Ambient, so it cannot share a request that removes Ambient; 1 and 3 can.
+    assert [(e.ids, e.add, e.remove) for e in edits] == [
+        (("2",), ("Electronic",), ()),
+        (("1", "3"), ("Electronic",), ("Ambient", "Dub")),
+    ]
+
+
+def test_append_does_not_add_an_equivalent_spelling() -> None:
+    assert final_value("append", ("Hip Hop",), ("Hip-Hop", "Jazz")) == ("Hip Hop", "Jazz")
 
 
 def test_second_run_writes_nothing_and_manual_edits_are_detected() -> None:

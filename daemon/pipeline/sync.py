@@ -165,7 +165,7 @@ def sync(
         with store.transaction():
             _apply_page(store, source_name, page, _iso(clock()), result)
             if full:
-                pass
+                pending["cursor"] = page.cursor
                 state.put(store, state_key(source_name, "pending_full"), pending)
         progress.advance(len(page.seen))
     if not started:

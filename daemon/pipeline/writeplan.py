@@ -8,6 +8,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..taxonomy import normalize_key
+
 Key = tuple[str, str, str]  # (item_kind, item_id, field)
 Values = tuple[str, ...]
 
@@ -74,34 +76,66 @@ def delta(before: Values, after: Values, exact: bool = False) -> tuple[Values, V
     return add, remove
 
 
+MAX_REMOVALS = 20  # tags removed by one request, to keep its URL reasonable
+Member = tuple[str, Values, Values, Values]  # item id, before, after, its own removals
+
+
 def group_edits(
     changes: Iterable[tuple[str, str, str, Values, Values]], batch_size: int, exact: bool = False
 ) -> list[Edit]:
-    """Group (kind, field, id, before, after) changes whose delta is identical."""
-    groups: dict[tuple[str, str, Values, Values], list[tuple[str, Values, Values]]] = defaultdict(
-        list
-    )
+    """Group (kind, field, id, before, after) changes into as few requests as is safe.
+
+    Items that gain the same tags share a request; their removals are merged into one list
+    as long as no merged tag is one a member keeps (removing a tag an item lacks does
+    nothing). With `exact` (reverts) only identical changes share a request.
+    """
+    groups: dict[tuple[str, str, Values, Values], list[Member]] = defaultdict(list)
     for kind, fld, item_id, before, after in changes:
         add, remove = delta(before, after, exact)
-        groups[(kind, fld, add, remove)].append((item_id, before, after))
-    edits = []
-    for (kind, fld, add, remove), members in sorted(
-        groups.items(), key=lambda kv: kv[0][:1] + kv[0][2:]
-    ):
-        for start in range(0, len(members), batch_size):
-            chunk = members[start : start + batch_size]
-            edits.append(
-                Edit(
-                    kind,
-                    fld,
-                    tuple(m[0] for m in chunk),
-                    add,
-                    remove,
-                    {m[0]: m[1] for m in chunk},
-                    {m[0]: m[2] for m in chunk},
-                )
+        groups[(kind, fld, add, remove if exact else ())].append((item_id, before, after, remove))
+    edits: list[Edit] = []
+    for (kind, fld, add, _), members in sorted(groups.items()):
+        members.sort(key=lambda m: m[3])
+        chunk: list[Member] = []
+        removal: dict[str, str] = {}  # folded → as spelled
+        kept: set[str] = set()  # folded tags some member of the chunk keeps or gains
+        for member in members:
+            item_id, before, after, remove = member
+            wants = {fold(v) for v in after}
+            merged = {**removal, **{fold(v): v for v in remove}}
+            fits = (
+                len(chunk) < batch_size
+                and len(merged) <= MAX_REMOVALS
+                and not (set(merged) & (kept | wants))
             )
+            if chunk and not fits:
+                edits.append(_edit(kind, fld, add, chunk, tuple(removal.values())))
+                chunk, removal, kept = [], {}, set()
+                merged = {fold(v): v for v in remove}
+            chunk.append(member)
+            removal = merged
+            kept |= wants
+        if chunk:
+            edits.append(_edit(kind, fld, add, chunk, tuple(removal.values())))
     return edits
+
+
+def _edit(
+    kind: str,
+    fld: str,
+    add: Values,
+    chunk: list[tuple[str, Values, Values, Values]],
+    remove: Values,
+) -> Edit:
+    return Edit(
+        kind,
+        fld,
+        tuple(m[0] for m in chunk),
+        add,
+        remove,
+        {m[0]: m[1] for m in chunk},
+        {m[0]: m[2] for m in chunk},
+    )
 
 
 @dataclass
@@ -135,8 +169,9 @@ def final_value(mode: str, current: Values, desired: Values) -> Values | None:
     if not desired:
         return None
     if mode == "append":
-        have = {fold(v) for v in current}
-        return current + tuple(v for v in desired if fold(v) not in have)
+        # "Hip Hop" already there means "Hip-Hop" is: no near-duplicate spellings.
+        have = {normalize_key(v) for v in current}
+        return current + tuple(v for v in desired if normalize_key(v) not in have)
     if mode == "replace":
         return desired
     if mode == "fill":

@@ -34,6 +34,7 @@ def counts(store: Store) -> TrackCounts:
         "FROM decisions d JOIN tracks t ON t.id = d.track_id WHERE t.removed = 0"
     ).fetchone()
     written = one(
-        "SELECT COUNT(*) FROM writebacks WHERE item_kind = 'track' AND reverted_at IS NULL"
+        "SELECT COUNT(*) FROM writebacks WHERE item_kind = 'track' AND written IS NOT NULL "
+        "AND reverted_at IS NULL"
     ).fetchone()[0]
     return TrackCounts(total, removed, predicted, decided, review, written)
