@@ -63,6 +63,12 @@ def fold(value: str) -> str:
     return value.casefold().strip()
 
 
+def spelled(values: Sequence[str]) -> set[str]:
+    from genred.taxonomy import normalize_key
+
+    return {normalize_key(v) for v in values}
+
+
 def folded(values: Sequence[str]) -> set[str]:
     return {fold(v) for v in values}
 
@@ -255,7 +261,7 @@ def check_written(
             if now != before:
                 wrong.append(f"{key}: untouched expected {before}, got {now}")
         elif mode == "append":
-            if not folded(wanted) <= folded(now) or not folded(before) <= folded(now):
+            if not spelled(wanted) <= spelled(now) or not folded(before) <= folded(now):
                 wrong.append(f"{key}: append of {wanted} to {before} gave {now}")
         elif folded(now) != folded(wanted):
             wrong.append(f"{key}: replace of {before} by {wanted} gave {now}")

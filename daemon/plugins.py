@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from .config import PLUGIN_KINDS, Config, ConfigError, PluginEntry, validate_section
 
 if TYPE_CHECKING:
-    from .pipeline.sync import ScanRequest, SourcePage
+    from .records import ScanRequest, SourcePage
     from .store import Store
 
 GROUPS = {kind: f"genred.{kind}" for kind in PLUGIN_KINDS}
@@ -76,7 +76,7 @@ class Plugin(Protocol):
 @runtime_checkable
 class SourcePlugin(Plugin, Protocol):
     """Where tracks come from (Plex, a folder). It only reads; the sync stage
-    (`genred.pipeline.sync`, which defines ScanRequest and SourcePage) writes the store."""
+    (`genred.pipeline.sync`) writes the store; the contract types are in `genred.records`."""
 
     def scan(self, request: ScanRequest) -> Iterator[SourcePage]:
         """List every track (request.since None) or those added/updated since then, in pages.

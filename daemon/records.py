@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from typing import Any
 
 LIST_FIELDS = ("genres", "moods", "album_genres", "artist_genres")
@@ -74,3 +76,38 @@ class Decision:
     confidence: float | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     status: str = "decided"  # decided | review
+
+
+# --------------------------------------------------------------------------- source contract
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What the sync stage asks of a source plugin's `scan`.
+
+    `since` None asks for a full scan; else for tracks added or updated since then (the
+    plugin widens it by its own overlap). `known(ids)` gives, for those of `ids` already
+    stored, the `source_updated_at` stored, so a plugin fetches details only for new or
+    changed tracks. `resume` is the `cursor` of the last page committed by an interrupted
+    full scan (None: start at the beginning).
+    """
+
+    since: datetime | None
+    known: Callable[[Sequence[str]], Mapping[str, str | None]]
+    resume: Any = None
+
+
+@dataclass(frozen=True)
+class SourcePage:
+    """One page of a scan.
+
+    `seen`: every source id listed on this page. `records`: complete records for those
+    of them that are new or changed (the rest are only touched). `cursor`: JSON-able
+    position after this page, handed back as `ScanRequest.resume`. `total`: how many ids
+    the whole scan is expected to list, for progress (the first page's value is used).
+    """
+
+    seen: Sequence[str]
+    records: Sequence[TrackRecord] = ()
+    cursor: Any = None
+    total: int | None = None

@@ -61,7 +61,11 @@ def call(fn: Callable[[], T], what: str, settings: RetrySettings) -> T:
     retrying = retry(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(settings.attempts),
-        wait=wait_exponential_jitter(multiplier=settings.backoff_initial, max=settings.backoff_max),
+        wait=wait_exponential_jitter(
+            multiplier=settings.backoff_initial,
+            max=settings.backoff_max,
+            jitter=settings.backoff_initial,
+        ),
         reraise=True,
         before_sleep=lambda rs: log.warning(
             "plex request failed, retrying",

@@ -10,6 +10,7 @@ scan. An incremental scan lists only `updatedAt>>=` the last sync minus `overlap
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -24,9 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from genred.config import PlexConfig, parse_duration
 from genred.errors import GenredError
 from genred.logs import get_logger
-from genred.pipeline.sync import ScanRequest, SourcePage
 from genred.plugins import PluginContext
-from genred.records import TrackRecord
+from genred.records import ScanRequest, SourcePage, TrackRecord
 
 from .plex_common import RetrySettings, call, connect, music_sections
 
@@ -95,11 +95,12 @@ class PlexSource:
             sections = sections[keys.index(str(resume["section"])) :]
         totals = {str(s.key): self._count(str(s.key), since) for s in sections[1:]}
         parents: dict[str, tuple[str, ...]] = {}  # album/artist ratingKey → genres, per scan
-        for n, section in enumerate(sections):
-            extra = sum(totals.values()) if n == 0 else None
-            yield from self._scan_section(
-                str(section.key), since, request, resume if n == 0 else None, extra, parents
-            )
+        with _gc_paused():
+            for n, section in enumerate(sections):
+                extra = sum(totals.values()) if n == 0 else None
+                yield from self._scan_section(
+                    str(section.key), since, request, resume if n == 0 else None, extra, parents
+                )
 
     def gone(self, source_ids: Sequence[str]) -> set[str]:
         if self._server is None:
@@ -300,6 +301,19 @@ def _iso(epoch: str | None) -> str | None:
     """Plex's epoch seconds as ISO 8601 UTC text, the store's timestamp form."""
     seconds = _int(epoch)
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC: parsed XML and records hold no reference cycles (refcounting frees
+    them), yet with it running a 100k-track scan spends ~10% of its time rescanning them."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @contextmanager

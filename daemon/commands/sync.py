@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,20 +12,23 @@ from ..config import ConfigError
 from ..errors import GenredError
 from .context import EXIT_CONFIG, EXIT_FAILED, AppState, open_store, pass_state
 
+if TYPE_CHECKING:
+    from ..config import PluginEntry
+    from ..plugins import LoadedPlugins
+
 
 @click.command("sync")
 @click.option(
     "--full/--incremental",
     default=None,
-    help="Full scan (also marks removals) or only what changed since the last sync. "
-    "Default: full when the last full scan is over a day old.",
+    help="Full scan (marks removals; an interrupted one is continued) or only what changed "
+    "since the last sync. Default: full when the last full scan is over a day old.",
 )
 @click.option("--source", "source_name", metavar="NAME", help="Sync only this source plugin.")
 @pass_state
 def sync(state: AppState, full: bool | None, source_name: str | None) -> None:
     """Bring genred's copy of the library up to date with its sources."""
     from ..pipeline.jobs import run_job
-    from ..pipeline.sync import SyncResult
     from ..pipeline.sync import sync as sync_stage
     from ..plugins import PluginContext, load_plugins
     from ..progress import for_terminal
@@ -39,14 +42,12 @@ def sync(state: AppState, full: bool | None, source_name: str | None) -> None:
                 click.echo(f"error: {issue}", err=True)
             sys.exit(EXIT_CONFIG)
         sources = _chosen_sources(loaded, config.plugins.enabled("sources"), source_name)
-        results: list[SyncResult] = []
         progress = for_terminal()  # prints each source's summary line when it finishes
 
         def work() -> dict[str, Any]:
-            for name, plugin in sources.items():
-                results.append(sync_stage(store, name, plugin, full=full, progress=progress))
             totals: dict[str, int] = {}
-            for result in results:
+            for name, plugin in sources.items():
+                result = sync_stage(store, name, plugin, full=full, progress=progress)
                 for key, value in result.counts().items():
                     totals[key] = totals.get(key, 0) + value
             return totals
@@ -58,7 +59,9 @@ def sync(state: AppState, full: bool | None, source_name: str | None) -> None:
             sys.exit(EXIT_FAILED)
 
 
-def _chosen_sources(loaded: Any, enabled: list[Any], wanted: str | None) -> dict[str, Any]:
+def _chosen_sources(
+    loaded: LoadedPlugins, enabled: list[PluginEntry], wanted: str | None
+) -> dict[str, Any]:
     """The built source plugins to run; exit 1 naming why when there are none."""
     built: dict[str, Any] = loaded.of("sources")
     names = [e.name for e in enabled]

@@ -17,16 +17,19 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..logs import get_logger
 from ..progress import NullProgress, Progress
-from ..records import LIST_FIELDS, TRACK_COLUMNS, TrackRecord
+from ..records import LIST_FIELDS, TRACK_COLUMNS, ScanRequest, SourcePage, TrackRecord
 from ..store import Store, state
+
+if TYPE_CHECKING:
+    from ..plugins import SourcePlugin
 
 log = get_logger("genred.sync")
 
@@ -50,36 +53,7 @@ Clock = Callable[[], datetime]
 # --------------------------------------------------------------------------- contract
 
 
-@dataclass(frozen=True)
-class ScanRequest:
-    """What the sync stage asks of a source plugin's `scan`.
-
-    `since` None asks for a full scan; else for tracks added or updated since then (the
-    plugin widens it by its own overlap). `known(ids)` gives, for those of `ids` already
-    stored, the `source_updated_at` stored, so a plugin fetches details only for new or
-    changed tracks. `resume` is the `cursor` of the last page committed by an interrupted
-    full scan (None: start at the beginning).
-    """
-
-    since: datetime | None
-    known: Callable[[Sequence[str]], Mapping[str, str | None]]
-    resume: Any = None
-
-
-@dataclass(frozen=True)
-class SourcePage:
-    """One page of a scan.
-
-    `seen`: every source id listed on this page. `records`: complete records for those
-    of them that are new or changed (the rest are only touched). `cursor`: JSON-able
-    position after this page, handed back as `ScanRequest.resume`. `total`: how many ids
-    the whole scan is expected to list, for progress (the first page's value is used).
-    """
-
-    seen: Sequence[str]
-    records: Sequence[TrackRecord] = ()
-    cursor: Any = None
-    total: int | None = None
+# ScanRequest and SourcePage (the source contract) live in genred.records.
 
 
 @dataclass
@@ -131,7 +105,7 @@ def wants_full(store: Store, source: str, now: datetime) -> bool:
 def sync(
     store: Store,
     source_name: str,
-    source: Any,
+    source: SourcePlugin,
     *,
     full: bool | None = None,
     progress: Progress | None = None,
@@ -173,10 +147,11 @@ def sync(
 
     if full:
         result.removed = _mark_removed(store, source_name, source, scan_start, _iso(clock()))
-        with store.transaction():
+    with store.transaction():
+        state.put(store, state_key(source_name, "last"), scan_start)
+        if full:
             state.put(store, state_key(source_name, "last_full"), scan_start)
             state.put(store, state_key(source_name, "pending_full"), None)
-    state.put(store, state_key(source_name, "last"), scan_start)
     result.seconds = time.monotonic() - began
     progress.finish(result.summary())
     log.info("sync finished", source=source_name, **result.counts())
@@ -206,85 +181,103 @@ def _known(store: Store, source: str) -> Callable[[Sequence[str]], dict[str, str
     return known
 
 
+@dataclass
+class _PageWrites:
+    """What one page changes in the store, sorted by kind of write."""
+
+    inserts: list[tuple[Any, ...]] = field(default_factory=list)
+    changes: list[tuple[Any, ...]] = field(default_factory=list)  # a synced field changed
+    refreshes: list[tuple[Any, ...]] = field(default_factory=list)  # only source_updated_at
+    touched: list[str] = field(default_factory=list)  # seen, nothing else to write
+
+
 def _apply_page(store: Store, source: str, page: SourcePage, now: str, result: SyncResult) -> None:
     """Insert new tracks, update changed ones, touch the rest of the page's ids."""
-    conn = store.conn
     records = {r.source_id: r for r in page.records}
     seen = list(dict.fromkeys([*page.seen, *records]))
-    cols = ", ".join(CONTENT_COLUMNS)
     existing = {
         row[1]: row
-        for row in conn.execute(
-            f"SELECT id, source_id, removed, {cols} FROM tracks "
+        for row in store.conn.execute(
+            f"SELECT id, source_id, removed, {', '.join(CONTENT_COLUMNS)} FROM tracks "
             f"WHERE source = ? AND source_id IN ({IDS})",
             (source, json.dumps(seen)),
         )
     }
-    inserts: list[tuple[Any, ...]] = []
-    changes: list[tuple[Any, ...]] = []  # a synced field really changed
-    refreshes: list[tuple[Any, ...]] = []  # only source_updated_at moved
-    touched: list[str] = []
+    writes = _PageWrites()
     for sid in seen:
-        old = existing.get(sid)
-        record = records.get(sid)
-        if old is None:
-            if record is None:
-                log.warning("source listed an unknown track without its record", source_id=sid)
-                continue
-            inserts.append((source, sid, *_content(record), now, now, now))
-            continue
-        if old[2]:
-            result.restored += 1
-            result.changed_track_ids.append(old[0])
-        if record is None:
-            touched.append(sid)
-            result.unchanged += 1
-            continue
-        values = _content(record)
-        if any(old[i + 3] != values[i] for i in COMPARED):
-            changes.append((*values, now, now, old[0]))
-            result.changed += 1
-            if not old[2]:
-                result.changed_track_ids.append(old[0])
-        else:
-            if values[UPDATED_AT] != old[UPDATED_AT + 3]:
-                refreshes.append((values[UPDATED_AT], old[0]))
-            touched.append(sid)
-            result.unchanged += 1
-
+        _sort_one(source, sid, records.get(sid), existing.get(sid), now, writes, result)
     result.seen += len(seen)
-    result.added += len(inserts)
+    result.added += len(writes.inserts)
+    _write(store, source, writes, now, result)
+
+
+def _sort_one(
+    source: str,
+    sid: str,
+    record: TrackRecord | None,
+    old: tuple[Any, ...] | None,
+    now: str,
+    writes: _PageWrites,
+    result: SyncResult,
+) -> None:
+    """Decide the write for one listed id; `old` is its stored (id, source_id, removed, …)."""
+    if old is None:
+        if record is None:
+            log.warning("source listed an unknown track without its record", source_id=sid)
+        else:
+            writes.inserts.append((source, sid, *_content(record), now, now, now))
+        return
+    track_id, was_removed = old[0], bool(old[2])
+    if was_removed:
+        result.restored += 1
+        result.changed_track_ids.append(track_id)
+    values = _content(record) if record is not None else None
+    if values is not None and any(old[i + 3] != values[i] for i in COMPARED):
+        writes.changes.append((*values, now, now, track_id))
+        result.changed += 1
+        if not was_removed:
+            result.changed_track_ids.append(track_id)
+        return
+    if values is not None and values[UPDATED_AT] != old[UPDATED_AT + 3]:
+        writes.refreshes.append((values[UPDATED_AT], track_id))
+    writes.touched.append(sid)
+    result.unchanged += 1
+
+
+def _write(store: Store, source: str, writes: _PageWrites, now: str, result: SyncResult) -> None:
+    conn = store.conn
+    cols = ", ".join(CONTENT_COLUMNS)
     assignments = ", ".join(f"{c} = ?" for c in CONTENT_COLUMNS)
-    for batch in _batches(changes):
+    for batch in _batches(writes.changes):
         conn.executemany(
             f"UPDATE tracks SET {assignments}, changed_at = ?, synced_at = ?, "
             f"removed = 0, removed_at = NULL WHERE id = ?",
             batch,
         )
-    for batch in _batches(refreshes):
+    for batch in _batches(writes.refreshes):
         conn.executemany("UPDATE tracks SET source_updated_at = ? WHERE id = ?", batch)
-    for batch in _batches(touched):
+    for batch in _batches(writes.touched):
         conn.execute(
             f"UPDATE tracks SET synced_at = ?, removed = 0, removed_at = NULL "
             f"WHERE source = ? AND source_id IN ({IDS})",
             (now, source, json.dumps(batch)),
         )
-    if inserts:
-        marks = ", ".join("?" * (len(CONTENT_COLUMNS) + 5))
-        for batch in _batches(inserts):
-            conn.executemany(
-                f"INSERT INTO tracks (source, source_id, {cols}, first_seen_at, changed_at, "
-                f"synced_at) VALUES ({marks})",
-                batch,
-            )
-        new_ids = json.dumps([row[1] for row in inserts])
-        result.changed_track_ids.extend(
-            r[0]
-            for r in conn.execute(
-                f"SELECT id FROM tracks WHERE source = ? AND source_id IN ({IDS})",
-                (source, new_ids),
-            )
+    if not writes.inserts:
+        return
+    marks = ", ".join("?" * (len(CONTENT_COLUMNS) + 5))
+    for batch in _batches(writes.inserts):
+        conn.executemany(
+            f"INSERT INTO tracks (source, source_id, {cols}, first_seen_at, changed_at, "
+            f"synced_at) VALUES ({marks})",
+            batch,
         )
+    new_ids = json.dumps([row[1] for row in writes.inserts])
+    result.changed_track_ids.extend(
+        r[0]
+        for r in conn.execute(
+            f"SELECT id FROM tracks WHERE source = ? AND source_id IN ({IDS})", (source, new_ids)
+        )
+    )
 
 
 def _content(record: TrackRecord) -> tuple[Any, ...]:
@@ -302,7 +295,9 @@ def _json_list(items: Sequence[str]) -> str:
     return '["' + '", "'.join(items) + '"]' if items else "[]"
 
 
-def _mark_removed(store: Store, source_name: str, source: Any, scan_start: str, now: str) -> int:
+def _mark_removed(
+    store: Store, source_name: str, source: SourcePlugin, scan_start: str, now: str
+) -> int:
     """Mark removed what the finished full scan did not see and the source confirms gone.
 
     Offset paging over a library that changes while it is listed can skip an item; asking
