@@ -96,7 +96,7 @@ def table(headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
 
 
-def load_enabled_plugins(config: Config, store: Store) -> Any:
+def load_enabled_plugins(config: Config, store: Store, *, warn: bool = True) -> Any:
     """Build the enabled plugins; config errors exit 2, unavailable ones are warned about."""
     from ..plugins import PluginContext, load_plugins
 
@@ -106,7 +106,7 @@ def load_enabled_plugins(config: Config, store: Store) -> Any:
         for issue in exc.issues:
             click.echo(f"error: {issue}", err=True)
         sys.exit(EXIT_CONFIG)
-    for (kind, name), reason in loaded.unavailable.items():
+    for (kind, name), reason in loaded.unavailable.items() if warn else ():
         click.echo(f"warning: plugin {name!r} ({kind}) is not available: {reason}", err=True)
     return loaded
 

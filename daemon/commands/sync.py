@@ -8,9 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..config import ConfigError
-from ..errors import GenredError
-from .context import EXIT_CONFIG, EXIT_FAILED, AppState, open_store, pass_state
+from .context import (
+    EXIT_FAILED,
+    AppState,
+    load_enabled_plugins,
+    open_store,
+    pass_state,
+    run_stage,
+)
 
 if TYPE_CHECKING:
     from ..config import PluginEntry
@@ -28,19 +33,12 @@ if TYPE_CHECKING:
 @pass_state
 def sync(state: AppState, full: bool | None, source_name: str | None) -> None:
     """Bring genred's copy of the library up to date with its sources."""
-    from ..pipeline.jobs import run_job
     from ..pipeline.sync import sync as sync_stage
-    from ..plugins import PluginContext, load_plugins
     from ..progress import for_terminal
 
     config = state.config()
     with open_store(config) as store:
-        try:
-            loaded = load_plugins(PluginContext(config, store))
-        except ConfigError as exc:
-            for issue in exc.issues:
-                click.echo(f"error: {issue}", err=True)
-            sys.exit(EXIT_CONFIG)
+        loaded = load_enabled_plugins(config, store, warn=False)  # sources: errors below
         sources = _chosen_sources(loaded, config.plugins.enabled("sources"), source_name)
         progress = for_terminal()  # prints each source's summary line when it finishes
 
@@ -52,11 +50,7 @@ def sync(state: AppState, full: bool | None, source_name: str | None) -> None:
                     totals[key] = totals.get(key, 0) + value
             return totals
 
-        try:
-            run_job(store, "sync", "cli", work)
-        except GenredError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_FAILED)
+        run_stage(store, "sync", work)
 
 
 def _chosen_sources(
