@@ -12,70 +12,26 @@ and GENRED_BENCH_NAIVE_TRACKS.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import resource
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from bench.emulator_process import FORK, TOKEN, EmulatorProcess
 
 pytestmark = pytest.mark.bench
 
 N_TRACKS = int(os.environ.get("GENRED_BENCH_TRACKS", "100000"))
 # The naive way runs on this many tracks (fewer: extrapolated linearly, and said so).
 NAIVE_TRACKS = int(os.environ.get("GENRED_BENCH_NAIVE_TRACKS", str(N_TRACKS)))
-TOKEN = "bench-token"
-FORK = mp.get_context("fork")
 
 
 # --------------------------------------------------------------------------- the emulator
-
-
-def _serve(n_tracks: int, conn: Connection) -> None:
-    from tests.emulators.plex import PlexEmulator, PlexLibrary
-
-    library = PlexLibrary.generate(n_tracks=n_tracks, seed=1)
-    emulator = PlexEmulator(library, token=TOKEN).start()
-    # Render every item once (listing and detail form), as a warmed-up PMS would answer,
-    # so no measured run pays the emulator's first-render cost that a later run skips.
-    for item in [*library.tracks.values(), *library.albums.values(), *library.artists.values()]:
-        emulator.renderer.item(item, full=False)
-        emulator.renderer.item(item, full=True)
-    conn.send(emulator.url)
-    while True:
-        command = conn.recv()
-        if command == "requests":
-            conn.send(len(emulator.requests))
-        elif command == "cpu":
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            conn.send(usage.ru_utime + usage.ru_stime)
-        elif command == "stop":
-            emulator.stop()
-            conn.send(None)
-            return
-
-
-class EmulatorProcess:
-    """A PlexEmulator over a generated library, in a child process."""
-
-    def __init__(self, n_tracks: int) -> None:
-        self.conn, child = FORK.Pipe()
-        self.process = FORK.Process(target=_serve, args=(n_tracks, child), daemon=True)
-        self.process.start()
-        self.url: str = self.conn.recv()
-
-    def ask(self, command: str) -> Any:
-        self.conn.send(command)
-        return self.conn.recv()
-
-    def stop(self) -> None:
-        self.ask("stop")
-        self.process.join(10)
 
 
 def in_child(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -190,7 +146,7 @@ def line(result: dict[str, Any], note: str = "") -> str:
 
 def test_sync_fast_vs_naive(tmp_path: Path) -> None:
     built = time.perf_counter()
-    emulator = EmulatorProcess(N_TRACKS)
+    emulator = EmulatorProcess(N_TRACKS, warm=True)
     print(
         f"\nPlex sync, {N_TRACKS:,} generated tracks (emulator ready in "
         f"{time.perf_counter() - built:.1f} s in its own process, every item rendered once; "

@@ -16,8 +16,7 @@ Correctness is checked after every write: a decided track carries its decided ge
 every other track is untouched.
 
 The emulator runs in its own process, as a PMS would, so its request handling does not
-share the client's interpreter; its sockets get TCP_NODELAY (see `_serve`;
-GENRED_BENCH_NAGLE=1 leaves them as they are). Run with `make bench`, or this one alone
+share the client's interpreter (bench/emulator_process.py). Run with `make bench`, or this one alone
 with `pytest -m bench bench -k writeback -s`. Sizes via GENRED_BENCH_TRACKS (default
 100,000) and GENRED_BENCH_NAIVE_TRACKS (default 5,000); GENRED_BENCH_PROFILE=1 profiles
 the first batched run of each mode (cProfile, top functions by cumulative and own time).
@@ -29,21 +28,20 @@ import cProfile
 import io
 import json
 import math
-import multiprocessing as mp
 import os
 import pstats
 import resource
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from bench.emulator_process import TOKEN, EmulatorProcess, emulator_process
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(3600)]
 
@@ -51,12 +49,8 @@ N_TRACKS = int(os.environ.get("GENRED_BENCH_TRACKS", "100000"))
 # One fetch and one or two PUTs a track: past this many the naive way runs on a slice.
 NAIVE_TRACKS = int(os.environ.get("GENRED_BENCH_NAIVE_TRACKS", "5000"))
 PROFILE = os.environ.get("GENRED_BENCH_PROFILE", "") not in ("", "0")
-# GENRED_BENCH_NAGLE=1 keeps the emulator's sockets as they are (see _serve).
-NODELAY = os.environ.get("GENRED_BENCH_NAGLE", "") in ("", "0")
 PUT_GOAL_PER_100K = 2_000
-TOKEN = "bench-token"
 SEED = 1
-FORK = mp.get_context("fork")
 
 
 def fold(value: str) -> str:
@@ -74,68 +68,6 @@ def folded(values: Sequence[str]) -> set[str]:
 
 
 # --------------------------------------------------------------------------- the emulator
-
-
-def _serve(n_tracks: int, conn: Connection) -> None:
-    from tests.emulators.plex import PlexEmulator, PlexLibrary
-    from tests.emulators.plex import server as emulator_server
-
-    if NODELAY:
-        # The emulator writes a reply's headers and body in two send()s; with Nagle on, a
-        # small body waits for the client's delayed ACK: ~40 ms per request on Linux, which
-        # a real PMS does not add. Large replies (batched reads) barely notice it; one-item
-        # fetches (the naive way) would be 40× slower than the work they do.
-        emulator_server._Handler.disable_nagle_algorithm = True
-    library = PlexLibrary.generate(n_tracks=n_tracks, seed=SEED)
-    emulator = PlexEmulator(library, token=TOKEN).start()
-    conn.send(emulator.url)
-    while True:
-        command = conn.recv()
-        if command == "counts":
-            conn.send(dict(Counter(r.method for r in emulator.requests)))
-        elif command == "clear":
-            emulator.clear_requests()
-            conn.send(None)
-        elif command == "genres":
-            conn.send({key: track.genres for key, track in library.tracks.items()})
-        elif command == "cpu":
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            conn.send(usage.ru_utime + usage.ru_stime)
-        elif command == "stop":
-            emulator.stop()
-            conn.send(None)
-            return
-
-
-class EmulatorProcess:
-    """A PlexEmulator over the generated library, in a child process."""
-
-    def __init__(self, n_tracks: int) -> None:
-        self.conn, child = FORK.Pipe()
-        self.process = FORK.Process(target=_serve, args=(n_tracks, child), daemon=True)
-        self.process.start()
-        self.url: str = self.conn.recv()
-
-    def ask(self, command: str) -> Any:
-        self.conn.send(command)
-        return self.conn.recv()
-
-    def genres(self) -> dict[int, list[str]]:
-        result: dict[int, list[str]] = self.ask("genres")
-        return result
-
-    def stop(self) -> None:
-        self.ask("stop")
-        self.process.join(10)
-
-
-@contextmanager
-def emulator_process(n_tracks: int) -> Iterator[EmulatorProcess]:
-    emulator = EmulatorProcess(n_tracks)
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
 
 
 def cpu_seconds() -> float:
@@ -401,7 +333,7 @@ def size_histogram(sizes: Sequence[int]) -> str:
 
 
 def batched(library: Library, tmp_path: Path, mode: str) -> tuple[Run, Run, GroupStats]:
-    with emulator_process(N_TRACKS) as emulator:
+    with emulator_process(N_TRACKS, SEED) as emulator:
         before = emulator.genres()
         assert before == library.original, "the emulator's library is not the one stored"
         db = fresh_store(library, tmp_path / f"batched-{mode}.db")
@@ -423,7 +355,7 @@ def naive(library: Library, tmp_path: Path, mode: str) -> Run:
     from plexapi.server import PlexServer
 
     keys = sorted(library.decided)[: min(NAIVE_TRACKS, len(library.decided))]
-    with emulator_process(N_TRACKS) as emulator:
+    with emulator_process(N_TRACKS, SEED) as emulator:
         server_cpu, client_cpu = emulator.ask("cpu"), cpu_seconds()
         started = time.perf_counter()
         plex = PlexServer(emulator.url, TOKEN)
@@ -477,7 +409,7 @@ def test_writeback_batched_vs_naive(tmp_path: Path) -> None:
         f"\nPlex writeback, {N_TRACKS:,} generated tracks, {len(library.decided):,} decided "
         f"(generate {t['generate']:.1f} s, store {t['store']:.1f} s, classify "
         f"{t['classify']:.1f} s, decide {t['decide']:.1f} s; emulator in its own process, "
-        f"{'TCP_NODELAY' if NODELAY else 'Nagle on'}; {os.cpu_count()} CPUs)"
+        f"{os.cpu_count()} CPUs)"
     )
     runs: dict[str, tuple[Run, Run, GroupStats]] = {}
     naive_runs: dict[str, Run] = {}
