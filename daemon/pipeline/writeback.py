@@ -418,7 +418,7 @@ def resume(store: Store, target: str) -> int:
     with store.transaction() as conn:
         conn.execute("DELETE FROM state WHERE key = ?", (PAUSE_KEY,))
         cur = conn.execute(
-            "UPDATE writebacks SET reverted_at = NULL, written = NULL, original = original "
+            "UPDATE writebacks SET reverted_at = NULL, written = NULL "
             "WHERE target = ? AND reverted_at IS NOT NULL",
             (target,),
         )
