@@ -297,7 +297,6 @@ def test_loads_from_an_explicit_path_too() -> None:
     assert Taxonomy.load(GENRES_YAML).names == default_taxonomy().names
 
 
-@pytest.mark.skipif(not FMA_GENRES.exists(), reason="shared FMA fixture not present")
 def test_every_fma_genre_title_is_recognised(tax: Taxonomy) -> None:
     with FMA_GENRES.open(encoding="utf-8") as f:
         titles = [row["title"] for row in csv.DictReader(f)]
@@ -308,7 +307,6 @@ def test_every_fma_genre_title_is_recognised(tax: Taxonomy) -> None:
     assert guessed == []
 
 
-@pytest.mark.skipif(not FREEMUSICC.exists(), reason="shared freemusi.cc fixture not present")
 def test_freemusicc_coverage(tax: Taxonomy) -> None:
     genres: Counter[str] = Counter()
     styles: Counter[str] = Counter()
