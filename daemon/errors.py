@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from threading import Event
+
 
 class GenredError(Exception):
     """Base of every error genred reports to a user (message says what to do)."""
@@ -20,4 +22,14 @@ class PlexRequestFailed(GenredError):
 
 
 class StageBusy(GenredError):
-    """Another process is running this stage right now."""
+    """Another process is running this stage right now (see genred.locks)."""
+
+
+class Cancelled(GenredError):
+    """The daemon is stopping: the stage stopped after committing the item in hand."""
+
+
+def raise_if_cancelled(cancel: Event | None, where: str) -> None:
+    """Called by stages between committed units of work (a page, a batch, one request)."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(f"{where}: stopped for shutdown; committed work is kept")

@@ -89,12 +89,15 @@ class ScanRequest:
     plugin widens it by its own overlap). `known(ids)` gives, for those of `ids` already
     stored, the `source_updated_at` stored, so a plugin fetches details only for new or
     changed tracks. `resume` is the `cursor` of the last page committed by an interrupted
-    full scan (None: start at the beginning).
+    full scan (None: start at the beginning). `paths`, when not empty, asks only for the
+    tracks at or under these local paths (files or directories); only plugins that set
+    `supports_paths = True` get it (the folder watcher's rescans).
     """
 
     since: datetime | None
     known: Callable[[Sequence[str]], Mapping[str, str | None]]
     resume: Any = None
+    paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

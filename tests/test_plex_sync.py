@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from click.testing import CliRunner, Result
 from plexapi.server import PlexServer
 
 from genred.config import Config, parse_config
-from genred.errors import GenredError, PlexUnreachable
+from genred.errors import Cancelled, GenredError, PlexUnreachable
 from genred.pipeline.sync import state_key, sync
 from genred.plugins import PluginContext
 from genred.progress import NullProgress
@@ -253,6 +254,53 @@ def test_stage_commits_whole_pages_only(store: Store) -> None:
     assert set(after) == {"1", "2"}  # page 1 committed, page 2 not at all:
     assert after["1"]["synced_at"] == before["1"]["synced_at"]  # its touch was rolled back
     assert state.get(store, state_key("plex", "pending_full"))["cursor"] == {"n": 1}
+
+
+def test_stage_stops_between_pages_when_cancelled_and_resumes(store: Store) -> None:
+    clock, cancel = Clock(), threading.Event()
+    pages = [
+        SourcePage(["1"], [record("1")], cursor={"n": 1}),
+        SourcePage(["2"], [record("2")], cursor={"n": 2}),
+    ]
+    source = ScriptedSource(pages)
+
+    class CancelAfterFirstPage(NullProgress):
+        def advance(self, n: int = 1) -> None:
+            cancel.set()  # as SIGTERM arriving while page 1 was being stored
+
+    with pytest.raises(Cancelled, match="sync: stopped for shutdown"):
+        sync(store, "plex", source, progress=CancelAfterFirstPage(), clock=clock, cancel=cancel)
+    assert set(rows(store)) == {"1"}  # page 1 committed, page 2 never asked for
+    pending = state.get(store, state_key("plex", "pending_full"))
+    assert pending["cursor"] == {"n": 1}
+    assert state.get(store, state_key("plex", "last")) is None
+
+    source.pages = pages[1:]
+    result = sync(store, "plex", source, clock=clock, cancel=threading.Event())
+    assert source.requests[-1].resume == {"n": 1}  # the same full scan, continued
+    assert (result.full, result.added, result.removed) == (True, 1, 0)
+    assert set(rows(store)) == {"1", "2"}
+    assert state.get(store, state_key("plex", "pending_full")) is None
+
+
+def test_stage_limits_to_paths_only_for_plugins_that_support_them(store: Store) -> None:
+    clock = Clock()
+    source = ScriptedSource([SourcePage(["1"], [record("1")])])
+    sync(store, "plex", source, clock=clock)
+    last = state.get(store, state_key("plex", "last"))
+    clock.now += timedelta(hours=1)
+    result = sync(store, "plex", source, paths=["/music/a"], full=True, clock=clock)
+    assert not result.full  # a sync limited to paths is never a full scan
+    request = source.requests[-1]
+    assert (request.since, request.paths) == (datetime.fromisoformat(last), ())  # incremental
+
+    @dataclass
+    class PathSource(ScriptedSource):
+        supports_paths = True
+
+    by_path = PathSource([SourcePage(["1"])])
+    sync(store, "plex", by_path, paths=["/music/a/"], clock=clock)
+    assert (by_path.requests[-1].since, by_path.requests[-1].paths) == (None, ("/music/a",))
 
 
 # --------------------------------------------------------------------------- Plex: full sync

@@ -4,7 +4,13 @@ The plugin only reads its source; this stage does every store write. Each page i
 in one transaction (inserts, real changes, `synced_at` touches, restores, and for a full
 scan the resume cursor), so a killed sync leaves whole pages and a restarted full scan
 continues after the last committed one. Tracks are never deleted: a full scan that ran to
-its end marks the tracks it did not see (and the source confirms gone) as removed.
+its end marks the tracks it did not see (and the source confirms gone) as removed, unless
+the same track was added elsewhere in the same run: then it moved, and keeps its id
+(`moves.adopt_offline_moves`).
+
+A sync limited to `paths` (the folder watcher's, for plugins with `supports_paths`) lists
+only what is at or under them and marks removed what it stored there and did not see; it
+leaves the incremental and full-scan state alone. `cancel` stops a sync between pages.
 
 State per source (table `state`): ``sync.<source>.last`` (start of the last finished sync,
 the next incremental asks for changes since then), ``sync.<source>.last_full`` (start of
@@ -14,6 +20,7 @@ the last finished full scan) and ``sync.<source>.pending_full`` (the full scan i
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import time
@@ -21,12 +28,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
+from threading import Event
 from typing import TYPE_CHECKING, Any
 
+from ..errors import raise_if_cancelled
 from ..logs import get_logger
 from ..progress import NullProgress, Progress
 from ..records import LIST_FIELDS, TRACK_COLUMNS, ScanRequest, SourcePage, TrackRecord
 from ..store import Store, state
+from . import moves
 
 if TYPE_CHECKING:
     from ..plugins import SourcePlugin
@@ -68,18 +78,21 @@ class SyncResult:
     unchanged: int = 0
     removed: int = 0
     restored: int = 0
+    moved: int = 0
     seconds: float = 0.0
     changed_track_ids: list[int] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """The counts recorded with the job run."""
-        keys = ("seen", "added", "changed", "unchanged", "removed", "restored")
+        keys = ("seen", "added", "changed", "unchanged", "removed", "restored", "moved")
         return {"full": int(self.full), **{k: getattr(self, k) for k in keys}}
 
     def summary(self) -> str:
         parts = [f"{self.added:,} added", f"{self.changed:,} changed", f"{self.removed:,} removed"]
         if self.restored:
             parts.append(f"{self.restored:,} restored")
+        if self.moved:
+            parts.append(f"{self.moved:,} moved")
         return f"synced {self.seen:,} tracks: {', '.join(parts)} in {self.seconds:.1f} s"
 
 
@@ -110,48 +123,72 @@ def sync(
     full: bool | None = None,
     progress: Progress | None = None,
     clock: Clock = lambda: datetime.now(UTC),
+    paths: Sequence[str] = (),
+    cancel: Event | None = None,
 ) -> SyncResult:
-    """Bring the store's tracks of `source_name` up to date with what `source` lists."""
+    """Bring the store's tracks of `source_name` up to date with what `source` lists.
+
+    `paths`: only what is at or under these local paths, when the plugin supports it (else
+    an incremental sync). `cancel` is checked after each committed page; a cancelled full
+    scan keeps its resume cursor.
+    """
     progress = progress or NullProgress()
     began = time.monotonic()
     now = clock()
     last = state.get(store, state_key(source_name, "last"))
-    if full is None:
+    limited = tuple(os.path.abspath(p) for p in paths) if _supports_paths(source) else ()
+    if paths:
+        full = False
+    elif full is None:
         full = wants_full(store, source_name, now)
-    if last is None:
+    if last is None and not limited:
         full = True  # nothing to be incremental from
     result = SyncResult(source_name, full)
 
-    if full:
+    known = _known(store, source_name)
+    if limited:
+        request = ScanRequest(None, known, paths=limited)
+        scan_start = _iso(now)
+    elif full:
         pending = _pending_full(store, source_name, now)
-        request = ScanRequest(None, _known(store, source_name), pending["cursor"])
+        request = ScanRequest(None, known, pending["cursor"])
         scan_start = pending["started_at"]
     else:
-        request = ScanRequest(datetime.fromisoformat(last), _known(store, source_name))
+        request = ScanRequest(datetime.fromisoformat(last), known)
         scan_start = _iso(now)
 
-    label = f"sync {source_name} ({'full' if full else 'incremental'})"
+    kind = "paths" if limited else "full" if full else "incremental"
+    label = f"sync {source_name} ({kind})"
+    seen: set[str] = set()  # only kept for a sync limited to paths
     started = False
     for page in source.scan(request):
         if not started:
             progress.start(label, page.total)
             started = True
         with store.transaction():
-            _apply_page(store, source_name, page, _iso(clock()), result)
+            listed = _apply_page(store, source_name, page, _iso(clock()), result)
             if full:
                 pending["cursor"] = page.cursor
                 state.put(store, state_key(source_name, "pending_full"), pending)
+        if limited:
+            seen.update(listed)
         progress.advance(len(page.seen))
+        raise_if_cancelled(cancel, "sync")
     if not started:
         progress.start(label, 0)
 
-    if full:
-        result.removed = _mark_removed(store, source_name, source, scan_start, _iso(clock()))
-    with store.transaction():
-        state.put(store, state_key(source_name, "last"), scan_start)
-        if full:
-            state.put(store, state_key(source_name, "last_full"), scan_start)
-            state.put(store, state_key(source_name, "pending_full"), None)
+    if limited:
+        unseen = [sid for sid in _stored_under(store, source_name, limited) if sid not in seen]
+        _remove(store, source_name, source, unseen, scan_start, _iso(clock()), result)
+    elif full:
+        unseen = _unseen_since(store, source_name, scan_start)
+        _remove(store, source_name, source, unseen, scan_start, _iso(clock()), result)
+    if not limited:
+        with store.transaction():
+            state.put(store, state_key(source_name, "last"), scan_start)
+            if full:
+                state.put(store, state_key(source_name, "last_full"), scan_start)
+                state.put(store, state_key(source_name, "pending_full"), None)
     result.seconds = time.monotonic() - began
     progress.finish(result.summary())
     log.info("sync finished", source=source_name, **result.counts())
@@ -191,8 +228,14 @@ class _PageWrites:
     touched: list[str] = field(default_factory=list)  # seen, nothing else to write
 
 
-def _apply_page(store: Store, source: str, page: SourcePage, now: str, result: SyncResult) -> None:
-    """Insert new tracks, update changed ones, touch the rest of the page's ids."""
+def _supports_paths(source: Any) -> bool:
+    return bool(getattr(source, "supports_paths", False))
+
+
+def _apply_page(
+    store: Store, source: str, page: SourcePage, now: str, result: SyncResult
+) -> list[str]:
+    """Insert new tracks, update changed ones, touch the rest; returns the ids listed."""
     records = {r.source_id: r for r in page.records}
     seen = list(dict.fromkeys([*page.seen, *records]))
     existing = {
@@ -209,6 +252,7 @@ def _apply_page(store: Store, source: str, page: SourcePage, now: str, result: S
     result.seen += len(seen)
     result.added += len(writes.inserts)
     _write(store, source, writes, now, result)
+    return seen
 
 
 def _sort_one(
@@ -232,7 +276,7 @@ def _sort_one(
         result.restored += 1
         result.changed_track_ids.append(track_id)
     values = _content(record) if record is not None else None
-    if values is not None and any(old[i + 3] != values[i] for i in COMPARED):
+    if values is not None and _differs(old, values):
         writes.changes.append((*values, now, now, track_id))
         result.changed += 1
         if not was_removed:
@@ -242,6 +286,24 @@ def _sort_one(
         writes.refreshes.append((values[UPDATED_AT], track_id))
     writes.touched.append(sid)
     result.unchanged += 1
+
+
+def _differs(old: tuple[Any, ...], values: tuple[Any, ...]) -> bool:
+    """Content changed? Tag lists compare as multisets: Plex does not keep the order in
+    which genred (or anyone) wrote them, and a reordering alone is no change."""
+    for i in COMPARED:
+        before, after = old[i + 3], values[i]
+        if before == after:
+            continue
+        reordered = (
+            i in _LIST_POSITIONS
+            and before is not None
+            and after is not None
+            and sorted(json.loads(before)) == sorted(json.loads(after))
+        )
+        if not reordered:
+            return True
+    return False
 
 
 def _write(store: Store, source: str, writes: _PageWrites, now: str, result: SyncResult) -> None:
@@ -295,27 +357,59 @@ def _json_list(items: Sequence[str]) -> str:
     return '["' + '", "'.join(items) + '"]' if items else "[]"
 
 
-def _mark_removed(
-    store: Store, source_name: str, source: SourcePlugin, scan_start: str, now: str
-) -> int:
-    """Mark removed what the finished full scan did not see and the source confirms gone.
+def _unseen_since(store: Store, source_name: str, scan_start: str) -> list[str]:
+    """Active tracks the full scan that began at `scan_start` did not list."""
+    rows = store.conn.execute(
+        "SELECT source_id FROM tracks WHERE source = ? AND removed = 0 AND synced_at < ?",
+        (source_name, scan_start),
+    )
+    return [r[0] for r in rows]
+
+
+def _stored_under(store: Store, source_name: str, paths: Sequence[str]) -> list[str]:
+    """Active tracks whose `path` is one of `paths` or under one of them."""
+    found: dict[str, None] = {}
+    for path in paths:
+        prefix = path if path.endswith("/") else path + "/"
+        rows = store.conn.execute(
+            "SELECT source_id FROM tracks WHERE source = ? AND removed = 0 "
+            "AND (path = ? OR (path >= ? AND path < ?))",
+            (source_name, path, prefix, prefix[:-1] + "0"),  # "0" sorts right after "/"
+        )
+        found.update((r[0], None) for r in rows)
+    return list(found)
+
+
+def _remove(
+    store: Store,
+    source_name: str,
+    source: SourcePlugin,
+    unseen: Sequence[str],
+    scan_start: str,
+    now: str,
+    result: SyncResult,
+) -> None:
+    """Mark removed what the scan did not list and the source confirms gone, unless moved.
 
     Offset paging over a library that changes while it is listed can skip an item; asking
-    the source about the unseen ones keeps such a skip from becoming a false removal.
+    the source about the unseen ones keeps such a skip from becoming a false removal. A gone
+    track that reappeared elsewhere in this run (`moves.adopt_offline_moves`) moved instead.
     """
-    unseen = [
-        r[0]
-        for r in store.conn.execute(
-            "SELECT source_id FROM tracks WHERE source = ? AND removed = 0 AND synced_at < ?",
-            (source_name, scan_start),
-        )
-    ]
     if not unseen:
-        return 0
+        return
     gone = sorted(source.gone(unseen))
     if len(gone) < len(unseen):
         log.info("unseen tracks still exist at the source", count=len(unseen) - len(gone))
-    removed = 0
+    found = moves.adopt_offline_moves(store, source_name, gone, scan_start, now)
+    for move in found:
+        if move.replaced_id in result.changed_track_ids:  # added in this run, now merged
+            result.changed_track_ids.remove(move.replaced_id)
+            result.added -= 1
+        if move.content_changed:
+            result.changed_track_ids.append(move.track_id)
+    result.moved += len(found)
+    moved_away = {m.old_source_id for m in found}
+    gone = [sid for sid in gone if sid not in moved_away]
     for batch in _batches(gone):
         with store.transaction() as conn:
             cur = conn.execute(
@@ -323,8 +417,7 @@ def _mark_removed(
                 f"WHERE source = ? AND removed = 0 AND source_id IN ({IDS})",
                 (now, source_name, json.dumps(batch)),
             )
-            removed += cur.rowcount
-    return removed
+            result.removed += cur.rowcount
 
 
 def _batches(items: Sequence[Any], size: int = WRITE_BATCH) -> Iterable[Sequence[Any]]:
