@@ -6,15 +6,20 @@ time of `section.searchTracks()` goes. A listing truncates tags, so new or chang
 (their `updatedAt` differs from the store's) are fetched again in full through
 `/library/metadata/{id,id,…}`, and so are the albums and artists they belong to, once per
 scan. An incremental scan lists only `updatedAt>>=` the last sync minus `overlap`.
+
+Two optional hooks serve the daemon: `request_scan` asks Plex to scan only the folders
+that changed and waits for it, `listen` turns Plex's websocket alerts into sync requests.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -28,7 +33,7 @@ from genred.logs import get_logger
 from genred.plugins import PluginContext
 from genred.records import ScanRequest, SourcePage, TrackRecord
 
-from .plex_common import RetrySettings, call, connect, music_sections
+from .plex_common import RetrySettings, call, connect, music_sections, reverse_map_path
 
 log = get_logger("genred.plex.source")
 
@@ -39,6 +44,10 @@ LISTING_TRIM = (
     "&excludeElements=Media,Genre,Mood,Style,Label,Collection,Field,Guid,Image"
 )
 ANCHORS = 5  # last ids of a committed page, to find the resume point again after shifts
+SCAN_POLL_INTERVAL = 1.0  # seconds between two looks at a section's `refreshing` flag
+# A refresh request returns before PMS flags the section as refreshing; a section that
+# neither showed the flag nor a new `scannedAt` by then is taken as already done.
+SCAN_START_GRACE = 3.0
 
 
 class PlexSourceConfig(BaseModel):
@@ -57,8 +66,14 @@ class PlexSourceConfig(BaseModel):
         2, ge=1, le=8, description="detail requests in flight at once (parsing overlaps waiting)"
     )
     retries: RetrySettings = RetrySettings()
+    scan_wait: timedelta = Field(
+        timedelta(minutes=10), description="longest wait for a folder scan asked of Plex"
+    )
+    alerts: bool = Field(
+        False, description="listen to Plex's websocket alerts and sync when items are added"
+    )
 
-    @field_validator("overlap", mode="before")
+    @field_validator("overlap", "scan_wait", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value)
@@ -109,6 +124,92 @@ class PlexSource:
         for found in self._metadata_many(list(source_ids), "checking tracks that went missing"):
             present.update(el.get("ratingKey", "") for el in found if el.get("type") == "track")
         return set(source_ids) - present
+
+    # -- daemon hooks --------------------------------------------------------------------
+
+    def request_scan(self, local_paths: Sequence[str], *, wait: float | None = None) -> list[str]:
+        """Ask Plex to scan the folders of `local_paths`, wait until it is done (at most
+        `wait` seconds, default `scan_wait`), and return the Plex folders asked for."""
+        retries = self.settings.retries
+        server = connect(self.plex, retries)
+        sections = music_sections(server, self.plex.sections, retries)
+        locations = {str(s.key): list(s.locations) for s in sections}
+        plan, outside = scan_plan(local_paths, self.plex.path_map, locations)
+        for path in outside:
+            log.info("not in a music library, Plex is not asked to scan it", path=path)
+        if not plan:
+            return []
+        timeout = self.settings.scan_wait.total_seconds() if wait is None else wait
+        before = self._section_states(server) if timeout > 0 else {}
+        asked: list[str] = []
+        for section in sections:
+            for folder in plan.get(str(section.key), []):
+                call(
+                    lambda section=section, folder=folder: section.update(path=folder),
+                    f"asking Plex to scan {folder}",
+                    retries,
+                )
+                asked.append(folder)
+        log.info("asked Plex to scan", folders=asked)
+        if timeout > 0:
+            self._wait_for_scans(server, set(plan), before, timeout)
+        return asked
+
+    def listen(self, notify: Callable[[str], None]) -> Callable[[], None] | None:
+        """With `alerts` on, call `notify(reason)` when Plex says music was added or
+        scanned; returns the function that stops listening (None: not listening)."""
+        if not self.settings.alerts:
+            return None
+        from .plex_alerts import INSTALL_HINT, PlexAlerts, websocket_missing
+
+        if websocket_missing():
+            log.warning("plex alerts need websocket-client; not listening", install=INSTALL_HINT)
+            return None
+
+        def watched() -> tuple[PlexServer, list[str]]:
+            server = connect(self.plex, self.settings.retries)
+            sections = music_sections(server, self.plex.sections, self.settings.retries)
+            return server, [str(s.key) for s in sections]
+
+        return PlexAlerts(watched, notify).start().stop
+
+    def _section_states(self, server: PlexServer) -> dict[str, tuple[bool, str | None]]:
+        """Section key → (refreshing, scannedAt), read afresh (plexapi caches sections)."""
+        found = call(
+            lambda: server.query("/library/sections"), "reading scan states", self.settings.retries
+        )
+        return {
+            el.get("key", ""): (el.get("refreshing") == "1", el.get("scannedAt"))
+            for el in (found if found is not None else [])
+        }
+
+    def _wait_for_scans(
+        self,
+        server: PlexServer,
+        keys: set[str],
+        before: dict[str, tuple[bool, str | None]],
+        timeout: float,
+    ) -> bool:
+        started = time.monotonic()
+        seen_refreshing = False
+        while True:
+            states = self._section_states(server)
+            busy = any(states.get(k, (False, None))[0] for k in keys)
+            seen_refreshing = seen_refreshing or busy
+            rescanned = all(
+                states.get(k, (False, None))[1] != before.get(k, (False, None))[1] for k in keys
+            )
+            waited = time.monotonic() - started
+            if not busy and (seen_refreshing or rescanned or waited >= SCAN_START_GRACE):
+                log.info("Plex finished scanning", seconds=round(waited, 1))
+                return True
+            if waited >= timeout:
+                log.warning(
+                    "Plex is still scanning; syncing what it has so far",
+                    waited_seconds=round(waited, 1),
+                )
+                return False
+            time.sleep(min(SCAN_POLL_INTERVAL, max(0.0, timeout - waited)))
 
     # -- listing -------------------------------------------------------------------------
 
@@ -234,6 +335,52 @@ class PlexSource:
             return
         with _threads(self.settings.parallel, "plex-details") as pool:
             yield from pool.map(lambda batch: self._metadata(server, batch, what), batches)
+
+
+# --------------------------------------------------------------------------- folder scans
+
+
+def scan_plan(
+    local_paths: Sequence[str], path_map: dict[str, str], locations: dict[str, list[str]]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Plex folders to scan per section key, and the local paths outside every section.
+
+    A file (or a path that is gone) stands for its folder; a folder inside another one
+    asked for the same section is left out, as scanning the outer one covers it.
+    """
+    plan: dict[str, list[str]] = {}
+    outside: list[str] = []
+    for local in local_paths:
+        folder = local if Path(local).is_dir() else str(Path(local).parent)
+        plex_folder = str(PurePosixPath(reverse_map_path(folder, path_map)))
+        targets = [
+            (key, target)
+            for key, roots in locations.items()
+            for root in roots
+            for target in _scan_targets(plex_folder, root)
+        ]
+        if not targets:
+            outside.append(local)
+        for key, target in targets:
+            plan.setdefault(key, []).append(target)
+    return {key: _outermost(folders) for key, folders in plan.items()}, outside
+
+
+def _scan_targets(folder: str, root: str) -> list[str]:
+    """`folder` itself when it is inside `root`; `root` when `folder` holds all of it."""
+    root = root.rstrip("/") or "/"
+    if _inside(folder, root):
+        return [folder]
+    return [root] if _inside(root, folder) else []
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _outermost(folders: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(folders))
+    return [f for f in unique if not any(o != f and _inside(f, o) for o in unique)]
 
 
 # --------------------------------------------------------------------------- XML → records

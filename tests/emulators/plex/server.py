@@ -19,6 +19,7 @@ from .edits import EditError, apply_edit, check_values, parse_edit
 from .faults import Fault, FaultInjector, Faults
 from .library import PlexLibrary, hex_id
 from .model import ALBUM, ARTIST, TRACK, Album, Artist, Item, Playlist, Track
+from .notifications import NOTIFICATIONS_PATH, NotificationHub, accept_key, scan_notifications
 from .query import Paging, QueryError, select
 from .render import Renderer, container, esc
 from .scan import ScanResult, local_file, scan
@@ -80,6 +81,10 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: the emulator keeps its own request log."""
 
     def _serve(self) -> None:
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            self.close_connection = True
+            self.server.emulator.upgrade(self)
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
@@ -140,6 +145,7 @@ class PlexEmulator:
             tag_limit=listing_tag_limit,
         )
         self.scans: list[ScanResult] = []
+        self.notifications = NotificationHub()
         self._host, self._port = host, port
         self._injector = FaultInjector(faults or Faults())
         self._lock = threading.RLock()
@@ -167,6 +173,7 @@ class PlexEmulator:
 
     def stop(self) -> None:
         if self._server is not None:
+            self.notifications.disconnect_all()
             self._server.shutdown()
             self._server.server_close()
             if self._thread is not None:
@@ -226,7 +233,45 @@ class PlexEmulator:
             result = scan(self.library, self.scan_roots, path, int(self.clock()))
             self.scans.append(result)
             self._scanned_at = int(self.clock())
-            return result
+            messages = scan_notifications(self.library, result, int(self.clock()))
+        for message in messages:
+            self.notifications.publish(message)
+        return result
+
+    def upgrade(self, handler: BaseHTTPRequestHandler) -> None:
+        """A websocket upgrade: `/:/websockets/notifications` (token needed) or 404."""
+        parts = urlsplit(handler.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        token = query.get("X-Plex-Token", [handler.headers.get("X-Plex-Token")])[-1]
+        key = handler.headers.get("Sec-WebSocket-Key")
+        if parts.path != NOTIFICATIONS_PATH:
+            status = 404
+        elif token != self.token:
+            status = 401
+        else:
+            status = 101 if key else 400
+        record = RequestRecord(
+            method=handler.command,
+            path=parts.path,
+            query=query,
+            status=status,
+            at=time.time(),
+            raw_query=parts.query,
+            headers={k: v for k, v in handler.headers.items() if k.lower().startswith("x-plex-")},
+        )
+        with self._lock:
+            self._log.append(record)
+        if status != 101:
+            handler.send_response(status)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        handler.send_response(101)
+        handler.send_header("Upgrade", "websocket")
+        handler.send_header("Connection", "Upgrade")
+        handler.send_header("Sec-WebSocket-Accept", accept_key(str(key)))
+        handler.end_headers()
+        self.notifications.serve(handler.connection, handler.rfile.read1)
 
     # -- request handling -------------------------------------------------------------------
 
