@@ -7,13 +7,14 @@ PY     := $(VENV)/bin/python
 # Extras for the default test run: everything but the heavy ML stack.
 TEST_EXTRAS ?= test,plex,web
 
-.PHONY: help install test lint format demo bench clean
+.PHONY: help install test lint format demo bench verify-unit clean
 
 help:
 	@echo "make test   - install into .venv, lint (ruff) and run the test suite"
 	@echo "make demo   - run genred against an emulated Plex server (nothing real is touched)"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
 	@echo "make format - apply ruff's formatting and safe fixes"
+	@echo "make verify-unit - systemd-analyze verify systemd/genred.service"
 
 $(VENV)/.installed-$(TEST_EXTRAS): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +37,9 @@ test: lint
 
 demo: install
 	$(PY) -m tests.demo
+
+verify-unit: install
+	.ci/verify-unit
 
 bench: install
 	$(PY) -m pytest -m bench bench -s -p no:cacheprovider

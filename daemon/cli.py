@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -107,6 +108,7 @@ def plugins_cmd(state: AppState) -> None:
 @pass_state
 def status_cmd(state: AppState) -> None:
     """Track counts by state and the last run of each job."""
+    from . import locks
     from .store import Store, StoreError
     from .store import failures as failures_q
     from .store import runs as runs_q
@@ -124,6 +126,8 @@ def status_cmd(state: AppState) -> None:
     with store:
         counts = tracks_q.counts(store)
         click.echo(f"database: {config.db_path} (schema v{store.version})")
+        daemon = locks.holder(config.data_dir, locks.INSTANCE)
+        click.echo(f"daemon: running (pid {daemon.pid})" if daemon else "daemon: not running")
         click.echo(
             f"tracks: {counts.active} active, {counts.removed} removed; "
             f"{counts.with_predictions} classified, {counts.decided} decided, "
@@ -139,7 +143,7 @@ def status_cmd(state: AppState) -> None:
         rows = [
             (
                 r.job,
-                r.status,
+                _shown_status(r, config.data_dir),
                 r.trigger,
                 r.started_at[:19].replace("T", " "),
                 r.ended_at[:19].replace("T", " ") if r.ended_at else "",
@@ -151,11 +155,22 @@ def status_cmd(state: AppState) -> None:
         table(("job", "status", "trigger", "started (UTC)", "ended", "counts", "error"), rows)
 
 
+def _shown_status(run: Any, data_dir: Any) -> str:
+    """A 'running' run whose stage lock is free was left by a process that died."""
+    from . import locks
+
+    stage = locks.STAGE_OF_JOB.get(run.job)
+    if run.status == "running" and stage and locks.holder(data_dir, stage) is None:
+        return "interrupted"
+    return str(run.status)
+
+
+from .commands.run import run_cmd as _run_command  # noqa: E402
 from .commands.stages import COMMANDS as _STAGE_COMMANDS  # noqa: E402
 from .commands.sync import plex as _plex_group  # noqa: E402
 from .commands.sync import sync as _sync_command  # noqa: E402
 
-for _command in (_sync_command, *_STAGE_COMMANDS, _plex_group):
+for _command in (_run_command, _sync_command, *_STAGE_COMMANDS, _plex_group):
     cli.add_command(_command)
 
 

@@ -162,6 +162,14 @@ class ScheduleConfig(StrictModel):
     classify: JobSchedule = JobSchedule(every=timedelta(hours=1))
     decide: JobSchedule = JobSchedule(every=timedelta(hours=1))
     writeback: JobSchedule = JobSchedule(every=timedelta(hours=1))
+    first_sync_after: timedelta = Field(
+        timedelta(seconds=5), description="`genred run` syncs this long after it starts"
+    )
+
+    @field_validator("first_sync_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
 
 
 class WritebackConfig(StrictModel):
@@ -197,11 +205,39 @@ class WebConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(8785, ge=1, le=65535)
     webhook_secret: SecretStr | None = None
+    webhook_delay: timedelta = Field(
+        timedelta(seconds=10), description="wait this long after a webhook, gathering others"
+    )
+
+    @field_validator("webhook_delay", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
 
     @field_validator("webhook_secret", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+
+class WatchConfig(StrictModel):
+    """The folder watcher (inotify through watchdog) and the config-file watch."""
+
+    enabled: bool = True
+    settle: timedelta = Field(
+        timedelta(seconds=30),
+        description="a file counts once its size and mtime stayed unchanged this long",
+    )
+    polling: bool = Field(
+        False, description="poll instead of inotify (network mounts changed by other machines)"
+    )
+    poll_interval: timedelta = timedelta(seconds=60)
+    config_file: bool = Field(True, description="reload when the config file is edited")
+
+    @field_validator("settle", "poll_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
 
 
 class LoggingConfig(StrictModel):
@@ -268,6 +304,7 @@ class Config(StrictModel):
     data_dir: Path = Field(default_factory=_default_data_dir)
     plex: PlexConfig | None = None
     folders: list[FolderConfig] = Field(default_factory=list)
+    watch: WatchConfig = WatchConfig()
     plugins: PluginsConfig = PluginsConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     decide: DecideConfig = DecideConfig()

@@ -76,7 +76,12 @@ class Plugin(Protocol):
 @runtime_checkable
 class SourcePlugin(Plugin, Protocol):
     """Where tracks come from (Plex, a folder). It only reads; the sync stage
-    (`genred.pipeline.sync`) writes the store; the contract types are in `genred.records`."""
+    (`genred.pipeline.sync`) writes the store; the contract types are in `genred.records`.
+
+    Optional: a class attribute ``supports_paths: ClassVar[bool] = True`` says `scan` honours
+    `ScanRequest.paths` (list only what is at or under those local paths); for a plugin
+    without it, a sync limited to paths is an ordinary incremental sync.
+    """
 
     def scan(self, request: ScanRequest) -> Iterator[SourcePage]:
         """List every track (request.since None) or those added/updated since then, in pages.
@@ -209,6 +214,7 @@ class LoadedPlugins:
         default_factory=lambda: {k: {} for k in PLUGIN_KINDS}
     )
     unavailable: dict[tuple[str, str], str] = field(default_factory=dict)
+    fingerprints: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def of(self, kind: str) -> dict[str, Any]:
         return self.by_kind[kind]
@@ -261,9 +267,15 @@ def _entry_path(
 
 
 def load_plugins(
-    context: PluginContext, infos: Sequence[PluginInfo] | None = None
+    context: PluginContext,
+    infos: Sequence[PluginInfo] | None = None,
+    previous: LoadedPlugins | None = None,
 ) -> LoadedPlugins:
-    """Build every enabled plugin with its validated settings."""
+    """Build every enabled plugin with its validated settings.
+
+    With `previous` (a reload), a plugin whose settings and used config sections are
+    unchanged is kept as it is; only the changed ones are built again.
+    """
     infos = discover() if infos is None else infos
     settings = validate_plugin_settings(context.config, infos)
     index = {(i.kind, i.name): i for i in infos}
@@ -274,8 +286,38 @@ def load_plugins(
             if info.cls is None:
                 loaded.unavailable[(kind, entry.name)] = info.error or "not importable"
                 continue
+            key = (kind, entry.name)
+            valid = settings[key]
+            fingerprint = plugin_fingerprint(info.cls, valid, context.config)
+            if previous is not None and previous.fingerprints.get(key) == fingerprint:
+                loaded.by_kind[kind][entry.name] = previous.by_kind[kind][entry.name]
+                loaded.fingerprints[key] = fingerprint
+                continue
             try:
-                loaded.by_kind[kind][entry.name] = info.cls(settings[(kind, entry.name)], context)
+                loaded.by_kind[kind][entry.name] = info.cls(valid, context)
+                loaded.fingerprints[key] = fingerprint
             except Exception as exc:
-                loaded.unavailable[(kind, entry.name)] = f"{type(exc).__name__}: {exc}"
+                loaded.unavailable[key] = f"{type(exc).__name__}: {exc}"
     return loaded
+
+
+# Top-level config sections a plugin depends on unless it names its own in `uses_config`.
+DEFAULT_USES_CONFIG = ("data_dir", "plex", "folders", "taxonomy")
+
+
+def plugin_fingerprint(cls: type, settings: BaseModel, config: Config) -> tuple[Any, ...]:
+    """What a plugin instance was built from: its settings and the config sections it uses.
+
+    Compared with ==, which for pydantic models includes secret values (a new token
+    rebuilds the plugin) without ever turning them into text.
+    """
+    sections = getattr(cls, "uses_config", DEFAULT_USES_CONFIG)
+    return (cls, settings, tuple((name, getattr(config, name, None)) for name in sections))
+
+
+def retired(previous: LoadedPlugins, current: LoadedPlugins) -> list[Any]:
+    """Instances of `previous` that `current` no longer uses (to be closed)."""
+    kept = {id(p) for kind in PLUGIN_KINDS for p in current.by_kind[kind].values()}
+    return [
+        p for kind in PLUGIN_KINDS for p in previous.by_kind[kind].values() if id(p) not in kept
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -13,6 +14,7 @@ from ..store import Store, StoreError
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_BUSY = 75  # sysexits EX_TEMPFAIL: the stage is running elsewhere, try again later
 
 
 class AppState:
@@ -111,13 +113,35 @@ def load_enabled_plugins(config: Config, store: Store, *, warn: bool = True) -> 
     return loaded
 
 
-def run_stage(store: Store, job: str, work: Any) -> Any:
-    """Run a stage as a recorded job from the CLI; a GenredError exits 1 with its message."""
-    from ..errors import GenredError
+wait_option = click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="When the daemon (or another command) is running this stage: wait for it, "
+    f"or exit at once with code {EXIT_BUSY}.",
+)
+
+
+def run_stage(store: Store, job: str, work: Any, *, data_dir: Path, wait: bool = True) -> Any:
+    """Run a stage as a recorded job from the CLI, under its stage lock.
+
+    A GenredError exits 1 with its message; a stage busy elsewhere waits (saying so) or,
+    with --no-wait, exits 75.
+    """
+    from ..errors import GenredError, StageBusy
     from ..pipeline.jobs import run_job
 
+    def waiting(holder: Any) -> None:
+        who = holder.describe() if holder else "another process"
+        click.echo(
+            f"{job} is running in {who}; waiting for it to finish (--no-wait: exit)", err=True
+        )
+
     try:
-        return run_job(store, job, "cli", work)
+        return run_job(store, job, "cli", work, data_dir=data_dir, wait=wait, on_wait=waiting)
+    except StageBusy as exc:
+        click.echo(f"busy: {exc}", err=True)
+        sys.exit(EXIT_BUSY)
     except GenredError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)

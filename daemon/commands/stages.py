@@ -15,12 +15,14 @@ from .context import (
     open_store,
     pass_state,
     run_stage,
+    wait_option,
 )
 
 
 @click.command("classify")
+@wait_option
 @pass_state
-def classify_cmd(state: AppState) -> None:
+def classify_cmd(state: AppState, wait: bool) -> None:
     """Run the enabled classifiers over tracks they have not seen (or that changed)."""
     from ..pipeline.classify import classify
 
@@ -31,18 +33,31 @@ def classify_cmd(state: AppState) -> None:
         if not classifiers:
             click.echo("no classifier is enabled (plugins.classifiers in the config)", err=True)
             sys.exit(EXIT_FAILED)
-        run_stage(store, "classify", lambda: classify(store, classifiers, for_terminal()))
+        run_stage(
+            store,
+            "classify",
+            lambda: classify(store, classifiers, for_terminal()),
+            data_dir=config.data_dir,
+            wait=wait,
+        )
 
 
 @click.command("decide")
+@wait_option
 @pass_state
-def decide_cmd(state: AppState) -> None:
+def decide_cmd(state: AppState, wait: bool) -> None:
     """Turn predictions (and manual overrides) into one decision per track."""
     from ..pipeline.decide import decide
 
     config = state.config()
     with open_store(config) as store:
-        run_stage(store, "decide", lambda: decide(store, config.decide, for_terminal()))
+        run_stage(
+            store,
+            "decide",
+            lambda: decide(store, config.decide, for_terminal()),
+            data_dir=config.data_dir,
+            wait=wait,
+        )
 
 
 def _writeback_plugin(state: AppState, store: Any, target: str | None) -> Any:
@@ -80,8 +95,11 @@ def _print_edits(edits: list[Any], limit: int = 20) -> None:
     "--target", default=None, help="Writeback plugin to use (default: the first enabled)."
 )
 @click.option("--resume", is_flag=True, help="Lift the pause left by `genred revert`, then write.")
+@wait_option
 @pass_state
-def writeback_cmd(state: AppState, dry_run: bool, target: str | None, resume: bool) -> None:
+def writeback_cmd(
+    state: AppState, dry_run: bool, target: str | None, resume: bool, wait: bool
+) -> None:
     """Write decided genres to the target (Plex), idempotently, keeping the originals."""
     from ..pipeline import writeback as wb
 
@@ -107,7 +125,8 @@ def writeback_cmd(state: AppState, dry_run: bool, target: str | None, resume: bo
             result["report"] = report
             return report.counts
 
-        counts = run_stage(store, "writeback-dry-run" if dry else "writeback", work)
+        job = "writeback-dry-run" if dry else "writeback"
+        counts = run_stage(store, job, work, data_dir=config.data_dir, wait=wait)
         if dry:
             _print_edits(result["report"].planned)
             click.echo(
@@ -123,6 +142,7 @@ def writeback_cmd(state: AppState, dry_run: bool, target: str | None, resume: bo
 @click.option("--force", is_flag=True, help="Also revert items a person changed after genred.")
 @click.option("--dry-run", is_flag=True, help="Print what would be put back; change nothing.")
 @click.option("--target", default=None, help="Writeback plugin (default: the first enabled).")
+@wait_option
 @pass_state
 def revert_cmd(
     state: AppState,
@@ -131,6 +151,7 @@ def revert_cmd(
     force: bool,
     dry_run: bool,
     target: str | None,
+    wait: bool,
 ) -> None:
     """Put back the genres items had before genred first wrote them.
 
@@ -158,7 +179,7 @@ def revert_cmd(
             result["report"] = report
             return report.counts
 
-        counts = run_stage(store, "revert", work)
+        counts = run_stage(store, "revert", work, data_dir=config.data_dir, wait=wait)
         if dry_run:
             _print_edits(result["report"].planned)
             click.echo(f"dry run: {counts['items']} items would be put back")

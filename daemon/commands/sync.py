@@ -15,6 +15,7 @@ from .context import (
     open_store,
     pass_state,
     run_stage,
+    wait_option,
 )
 
 if TYPE_CHECKING:
@@ -30,8 +31,9 @@ if TYPE_CHECKING:
     "since the last sync. Default: full when the last full scan is over a day old.",
 )
 @click.option("--source", "source_name", metavar="NAME", help="Sync only this source plugin.")
+@wait_option
 @pass_state
-def sync(state: AppState, full: bool | None, source_name: str | None) -> None:
+def sync(state: AppState, full: bool | None, source_name: str | None, wait: bool) -> None:
     """Bring genred's copy of the library up to date with its sources."""
     from ..pipeline.sync import sync as sync_stage
     from ..progress import for_terminal
@@ -50,7 +52,7 @@ def sync(state: AppState, full: bool | None, source_name: str | None) -> None:
                     totals[key] = totals.get(key, 0) + value
             return totals
 
-        run_stage(store, "sync", work)
+        run_stage(store, "sync", work, data_dir=config.data_dir, wait=wait)
 
 
 def _chosen_sources(

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from threading import Event
 from typing import Any
 
+from ..errors import raise_if_cancelled
 from ..logs import get_logger
 from ..progress import NullProgress, Progress
 from ..records import Prediction, TrackRecord
@@ -48,8 +50,12 @@ def classify(
     classifiers: Mapping[str, Any],
     progress: Progress | None = None,
     batch_size: int = 500,
+    cancel: Event | None = None,
 ) -> dict[str, int]:
-    """Run every classifier over its pending tracks; returns counts per classifier."""
+    """Run every classifier over its pending tracks; returns counts per classifier.
+
+    `cancel` is checked after each committed batch (what is stored stays stored).
+    """
     progress = progress or NullProgress()
     counts: dict[str, int] = {}
     for name, plugin in classifiers.items():
@@ -78,6 +84,7 @@ def classify(
             predicted += _store_batch(store, name, version, ids, predictions)
             failures.clear(store, f"{STAGE}:{name}", [str(i) for i in ids])
             progress.advance(len(ids))
+            raise_if_cancelled(cancel, f"classify ({name})")
         counts[f"{name}.considered"] = len(pending)
         counts[f"{name}.predicted"] = predicted
         counts[f"{name}.failed"] = failed

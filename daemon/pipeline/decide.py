@@ -12,9 +12,11 @@ import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from threading import Event
 from typing import Any
 
 from ..config import DecideConfig
+from ..errors import raise_if_cancelled
 from ..progress import NullProgress, Progress
 from ..store import Store, state, utcnow
 
@@ -96,9 +98,17 @@ def _pending_ids(store: Store, everything: bool) -> list[int]:
 
 
 def decide(
-    store: Store, config: DecideConfig, progress: Progress | None = None, batch_size: int = 2000
+    store: Store,
+    config: DecideConfig,
+    progress: Progress | None = None,
+    batch_size: int = 2000,
+    cancel: Event | None = None,
 ) -> dict[str, int]:
-    """Decide every pending track; returns counts (decided, review, overridden)."""
+    """Decide every pending track; returns counts (decided, review, overridden).
+
+    `cancel` is checked between committed batches; a policy change is only recorded once
+    every track was decided under it, so a cancelled run is redone in full.
+    """
     progress = progress or NullProgress()
     fingerprint = policy_fingerprint(config)
     policy_changed = state.get(store, "decide.policy") != fingerprint
@@ -122,6 +132,7 @@ def decide(
                 rows,
             )
         progress.advance(len(batch))
+        raise_if_cancelled(cancel, "decide")
     state.put(store, "decide.policy", fingerprint)
     progress.finish(
         f"decided {counts['decided']} tracks, {counts['review']} need review, "

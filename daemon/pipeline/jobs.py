@@ -1,11 +1,15 @@
-"""Run a stage as a recorded job: a row in `runs` with start, end, counts and error."""
+"""Run a stage as a recorded job: its stage lock, then a row in `runs` with counts and error."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from threading import Event
 from typing import Any
 
-from ..errors import GenredError
+from .. import locks
+from ..errors import Cancelled, GenredError
 from ..logs import get_logger
 from ..store import Store, runs
 
@@ -13,19 +17,43 @@ log = get_logger("genred.jobs")
 
 
 def run_job(
+    store: Store,
+    job: str,
+    trigger: str,
+    work: Callable[[], dict[str, Any]],
+    *,
+    data_dir: Path | None = None,
+    by: str = "cli",
+    wait: bool = True,
+    cancel: Event | None = None,
+    on_wait: Callable[[locks.Holder | None], None] | None = None,
+) -> dict[str, Any]:
+    """Run `work` under the job's stage lock (when `data_dir` is given) and record the run.
+
+    The lock is taken before the run is recorded, so a run waiting for it is not shown as
+    running. A GenredError or any other exception marks the run failed (logged once, here)
+    and is re-raised; Cancelled and KeyboardInterrupt mark it interrupted. StageBusy (the
+    lock is taken and `wait` is False) is raised before anything is recorded.
+    """
+    stage = locks.STAGE_OF_JOB.get(job)
+    held = (
+        locks.acquire(data_dir, stage, by, wait=wait, cancel=cancel, on_wait=on_wait)
+        if stage and data_dir is not None
+        else nullcontext()
+    )
+    with held:
+        return _recorded(store, job, trigger, work)
+
+
+def _recorded(
     store: Store, job: str, trigger: str, work: Callable[[], dict[str, Any]]
 ) -> dict[str, Any]:
-    """Run `work`, record the run; the counts it returns are stored and returned.
-
-    A GenredError or any other exception marks the run failed (logged once, here) and
-    is re-raised so the caller can set an exit code; KeyboardInterrupt marks it
-    interrupted.
-    """
     run_id = runs.start(store, job, trigger)
     try:
         counts = work()
-    except KeyboardInterrupt:
-        runs.finish(store, run_id, "interrupted", {})
+    except (KeyboardInterrupt, Cancelled) as exc:
+        runs.finish(store, run_id, "interrupted", {}, error=str(exc) or None)
+        log.info("job interrupted; committed work is kept", job=job)
         raise
     except GenredError as exc:
         runs.finish(store, run_id, "failed", {}, error=f"{type(exc).__name__}: {exc}")
@@ -37,3 +65,28 @@ def run_job(
         raise
     runs.finish(store, run_id, "ok", counts)
     return counts
+
+
+def close_stale_runs(store: Store, data_dir: Path) -> int:
+    """Runs left 'running' by a process that died (its stage lock is free) become interrupted."""
+    jobs = [
+        row[0]
+        for row in store.conn.execute("SELECT DISTINCT job FROM runs WHERE status = 'running'")
+    ]
+    dead = [
+        j
+        for j in jobs
+        if (stage := locks.STAGE_OF_JOB.get(j)) is None or locks.holder(data_dir, stage) is None
+    ]
+    return runs.mark_interrupted(store, dead) if dead else 0
+
+
+def interrupted_last(store: Store) -> list[str]:
+    """Jobs whose most recent run was interrupted (to be resumed)."""
+    return [
+        row[0]
+        for row in store.conn.execute(
+            "SELECT job FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY job) "
+            "AND status = 'interrupted' ORDER BY id"
+        )
+    ]

@@ -14,10 +14,11 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from threading import Event
 from typing import Any, Protocol
 
 from ..config import WritebackConfig
-from ..errors import GenredError
+from ..errors import GenredError, raise_if_cancelled
 from ..logs import get_logger
 from ..progress import NullProgress, Progress
 from ..store import Store, failures, state, utcnow
@@ -184,8 +185,12 @@ def writeback(
     max_values: int = 3,
     dry_run: bool | None = None,
     progress: Progress | None = None,
+    cancel: Event | None = None,
 ) -> WritebackReport:
-    """Write every decided track (and album/artist, per `levels`) that needs it."""
+    """Write every decided track (and album/artist, per `levels`) that needs it.
+
+    `cancel` is checked between requests: the request in flight finishes and is recorded.
+    """
     progress = progress or NullProgress()
     dry_run = config.dry_run if dry_run is None else dry_run
     report = WritebackReport()
@@ -243,6 +248,7 @@ def writeback(
         _record_written(store, plugin.name, plugin.source, edit)
         counts["written"] += len(edit.ids)
         progress.advance(len(edit.ids))
+        raise_if_cancelled(cancel, "writeback")
     progress.finish(
         f"wrote {counts['written']} items in {counts['edits']} requests; "
         f"{counts['unchanged']} already right, {counts['manual']} edited by hand (left alone)"

@@ -40,12 +40,18 @@ def finish(
         )
 
 
-def mark_interrupted(store: Store) -> int:
-    """Runs left 'running' by a process that died are closed as interrupted."""
+def mark_interrupted(store: Store, jobs: list[str] | None = None) -> int:
+    """Runs left 'running' (of `jobs`, or all) by a process that died become interrupted."""
+    where = "status = 'running'"
+    params: list[Any] = [utcnow()]
+    if jobs is not None:
+        where += " AND job IN (SELECT value FROM json_each(?))"
+        params.append(json.dumps(jobs))
     with store.transaction() as conn:
         cur = conn.execute(
-            "UPDATE runs SET status = 'interrupted', ended_at = ? WHERE status = 'running'",
-            (utcnow(),),
+            f"UPDATE runs SET status = 'interrupted', ended_at = ?, "
+            f"error = 'the process running it stopped' WHERE {where}",
+            params,
         )
     return cur.rowcount
 

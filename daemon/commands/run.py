@@ -1,0 +1,30 @@
+"""`genred run`: the daemon (what systemd starts)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..config import ConfigError, locate
+from .context import EXIT_CONFIG, AppState, pass_state
+
+
+@click.command("run")
+@pass_state
+def run_cmd(state: AppState) -> None:
+    """Run the daemon: scheduled jobs, folder watcher, Plex webhook, reload on SIGHUP.
+
+    Stops on SIGTERM or Ctrl-C after the item in hand. Exits 1 when another daemon
+    already runs on the same data dir, 2 when the config is invalid.
+    """
+    from ..service import Service
+
+    config = state.config()
+    try:
+        service = Service(locate(state.config_path), config)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            click.echo(f"error: {issue}", err=True)
+        sys.exit(EXIT_CONFIG)
+    sys.exit(service.run())

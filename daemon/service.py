@@ -1,0 +1,414 @@
+"""The long-running process behind `genred run`: start, signals, reload, shutdown.
+
+Start order (DESIGN.md): config → single-instance lock → store → plugins → scheduler →
+folder watcher → triggers (web server with the Plex webhook, source listeners) → READY=1.
+SIGHUP, or an edit of the config file, reloads: the new file is validated first and a bad
+edit keeps the running config (each problem logged with its line). SIGTERM/SIGINT stop new
+work, let the item in hand finish (at most STOP_GRACE_S), and exit 0. Every write is
+committed per item, so a kill -9 loses nothing committed; writeback re-reads before it
+writes, so a restart never repeats a write that landed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import Config, ConfigError, load_config
+from .errors import GenredError, StageBusy
+from .locks import InstanceLock
+from .logs import configure_logging, get_logger
+from .notify import Notifier
+from .plugins import PluginContext, load_plugins, retired
+from .scheduler import JobScheduler, describe
+from .store import Store, StoreError
+from .watcher import Changes, FolderWatcher
+from .worker import Runtime, Worker
+
+log = get_logger("genred.service")
+
+STOP_GRACE_S = 45.0  # systemd's TimeoutStopSec (90 s in our unit) leaves room for the rest
+REQUESTED = "sync-requested"
+
+
+class Service:
+    """One daemon. `run()` blocks until a stop signal and returns the exit code."""
+
+    def __init__(
+        self,
+        config_path: Path,
+        config: Config,
+        *,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.notifier = notifier or Notifier()
+        self.cancel = threading.Event()
+        self._wake = threading.Event()
+        self._reload_reasons: list[str] = []
+        self._stop_reason: str | None = None
+        self._runtime = Runtime(config, load_plugins(PluginContext(config)))
+        self._config_digest = _digest(config_path)
+        self.worker = Worker(lambda: self._runtime, self.cancel, self._status)
+        self.worker.retry_requested = lambda delay: self._schedule_requested(delay)
+        self.scheduler = JobScheduler(self.worker.scheduled)
+        self.instance = InstanceLock(config.data_dir)
+        self.watcher: FolderWatcher | None = None
+        self.web: Any = None
+        self._listeners: dict[str, Callable[[], None]] = {}
+        self._config_watch: Any = None
+
+    @property
+    def config(self) -> Config:
+        return self._runtime.config
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> int:
+        try:
+            self.instance.take()
+        except StageBusy as exc:
+            log.error(str(exc))
+            return 1
+        try:
+            interrupted = self._prepare_store()
+            self._report_unavailable()
+            first_sync = self.config.schedule.first_sync_after.total_seconds()
+            self.scheduler.start(self.config.schedule, first_sync_in=first_sync)
+            self._resume(interrupted)
+            if self.notifier.watchdog_interval is not None:
+                self.scheduler.heartbeat(self.notifier.watchdog, self.notifier.watchdog_interval)
+            self._start_watcher()
+            self._start_web()
+            self._start_listeners()
+            self._watch_config()
+            self._install_signals()
+            self.notifier.ready(self._idle_status())
+            log.info("genred is running", config=str(self.config_path), **self._summary())
+            self._main_loop()
+            return 0
+        except GenredError as exc:
+            log.error("genred cannot start", error=str(exc))
+            return 1
+        finally:
+            self._shutdown()
+
+    def _prepare_store(self) -> list[str]:
+        """Open (and migrate) the store; close runs a dead process left; return their jobs."""
+        from .pipeline.jobs import close_stale_runs, interrupted_last
+
+        try:
+            with Store.open(self.config.db_path) as store:
+                stale = close_stale_runs(store, self.config.data_dir)
+                if stale:
+                    log.info("runs left by a stopped process marked interrupted", runs=stale)
+                return interrupted_last(store)
+        except StoreError as exc:
+            raise GenredError(str(exc)) from None
+
+    def _resume(self, jobs: list[str]) -> None:
+        """A stage whose last run was cut short (stop, crash, kill -9) runs again soon."""
+        for job in jobs:
+            if (
+                job in ("classify", "decide", "writeback")
+                and getattr(self.config.schedule, job).enabled
+            ):
+                log.info("resuming an interrupted stage", job=job)
+                self.scheduler.soon(f"resume-{job}", self.worker.scheduled, 1.0, job, "resume")
+
+    def _report_unavailable(self) -> None:
+        for (kind, name), reason in self._runtime.plugins.unavailable.items():
+            log.warning("plugin not available", kind=kind, plugin=name, reason=reason)
+
+    def _main_loop(self) -> None:
+        while self._stop_reason is None:
+            self._wake.wait(60)
+            self._wake.clear()
+            while self._reload_reasons and self._stop_reason is None:
+                reason = self._reload_reasons.pop(0)
+                self.reload(reason)
+
+    # ------------------------------------------------------------------ signals
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.request_reload("SIGHUP"))
+
+    def _on_stop_signal(self, signum: int, _frame: Any) -> None:
+        self.stop(signal.Signals(signum).name)
+
+    def stop(self, reason: str) -> None:
+        """Ask the main loop to stop (thread- and signal-safe)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self.cancel.set()
+        self._wake.set()
+
+    def request_reload(self, reason: str) -> None:
+        self._reload_reasons.append(reason)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ reload
+
+    def reload(self, reason: str) -> bool:
+        """Validate the config file, then apply it; a bad file keeps the running config.
+
+        systemd hears RELOADING=1 first and READY=1 (with a STATUS=) once done, either way.
+        """
+        self.notifier.reloading()
+        old = self.config
+        try:
+            new = load_config(self.config_path)
+            _check_whole(new)
+            if new.data_dir != old.data_dir:
+                raise ConfigError(
+                    [new.source.issue(("data_dir",), "changing data_dir needs a restart")]
+                )
+        except ConfigError as exc:
+            for issue in exc.issues:
+                log.error("config edit refused; the running config stays", problem=str(issue))
+            self.notifier.ready(f"config edit refused ({len(exc.issues)} problems, see the log)")
+            return False
+        self._config_digest = _digest(self.config_path)
+        try:
+            if new == old:
+                log.info("config reloaded: nothing changed", reason=reason)
+            else:
+                self._apply(old, new, reason)
+        finally:
+            self.notifier.ready(self._idle_status())
+        return True
+
+    def _apply(self, old: Config, new: Config, reason: str) -> None:
+        if new.logging != old.logging:
+            configure_logging(new.logging.level, new.logging.format, new.secrets())
+        previous = self._runtime.plugins
+        try:
+            plugins = load_plugins(PluginContext(new), previous=previous)
+        except ConfigError as exc:  # validated above; kept for safety
+            for issue in exc.issues:
+                log.error("config edit refused; the running config stays", problem=str(issue))
+            return
+        rebuilt = [
+            f"{kind}/{name}"
+            for (kind, name), instance in (
+                ((k, n), p) for k in plugins.by_kind for n, p in plugins.by_kind[k].items()
+            )
+            if previous.by_kind.get(kind, {}).get(name) is not instance
+        ]
+        self._runtime = Runtime(new, plugins)
+        for instance in retired(previous, plugins):
+            _close(instance)
+        rescheduled = self.scheduler.apply(new.schedule)
+        if new.folders != old.folders or new.watch != old.watch:
+            self._stop_watcher()
+            self._start_watcher()
+        if new.web != old.web:
+            self._stop_web()
+            self._start_web()
+        self._start_listeners(restart=rebuilt)
+        if new.watch.config_file != old.watch.config_file:
+            self._stop_config_watch()
+            self._watch_config()
+        self._report_unavailable()
+        log.info(
+            "config reloaded",
+            reason=reason,
+            rescheduled=rescheduled,
+            plugins_rebuilt=rebuilt,
+        )
+
+    # ------------------------------------------------------------------ triggers
+
+    def request_sync(
+        self,
+        source: str | None,
+        *,
+        reason: str,
+        paths: Sequence[str] = (),
+        delay: float = 0.0,
+        moved: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """SyncRequester for the webhook, the listeners and the watcher."""
+        if self.cancel.is_set():
+            return
+        self.worker.requests.add(source, reason, paths, moved)
+        self._schedule_requested(delay)
+
+    def _schedule_requested(self, delay: float) -> None:
+        if not self.cancel.is_set():
+            self.scheduler.soon(REQUESTED, self.worker.requested, delay)
+
+    def _on_changes(self, changes: Changes) -> None:
+        log.info(
+            "folder changes",
+            changed=len(changes.changed),
+            moved=len(changes.moved),
+            deleted=len(changes.deleted),
+        )
+        self.request_sync(None, reason="watch", paths=changes.paths(), moved=changes.moved)
+
+    def _start_watcher(self) -> None:
+        config = self.config
+        if not config.watch.enabled or not config.folders:
+            return
+        self.watcher = FolderWatcher(config.folders, config.watch, self._on_changes)
+        self.watcher.start()
+
+    def _stop_watcher(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+
+    def _start_web(self) -> None:
+        web = self.config.web
+        if not web.enabled:
+            return
+        try:
+            from .web.app import create_app
+            from .web.server import WebServer
+        except ImportError as exc:
+            log.warning(
+                "web server not started (webhooks off)",
+                reason=str(exc),
+                hint="pip install 'genred[web]'",
+            )
+            return
+        server = WebServer(create_app(self.config, self, self.state), web.host, web.port)
+        try:
+            server.start()
+        except GenredError as exc:
+            log.error("web server not started (webhooks off)", error=str(exc))
+            return
+        self.web = server
+
+    def _stop_web(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
+
+    def _start_listeners(self, restart: Sequence[str] = ()) -> None:
+        """Sources that can tell when they changed (Plex alerts) request syncs themselves."""
+        delay = self.config.web.webhook_delay.total_seconds()
+        sources = self._runtime.plugins.of("sources")
+        for name in list(self._listeners):
+            if name not in sources or f"sources/{name}" in restart:
+                self._listeners.pop(name)()
+        for name, plugin in sources.items():
+            if name in self._listeners or not hasattr(plugin, "listen"):
+                continue
+
+            def notify(reason: str, source: str = name) -> None:
+                self.request_sync(source, reason=f"alerts: {reason}", delay=delay)
+
+            stopper = plugin.listen(notify)
+            if stopper is not None:
+                self._listeners[name] = stopper
+
+    def _watch_config(self) -> None:
+        if not self.config.watch.config_file:
+            return
+        from .watcher import watch_file
+
+        try:
+            self._config_watch = watch_file(self.config_path, self._config_file_changed)
+        except OSError as exc:
+            log.warning("config file not watched; reload with SIGHUP", error=str(exc))
+
+    def _stop_config_watch(self) -> None:
+        if self._config_watch is not None:
+            self._config_watch()
+            self._config_watch = None
+
+    def _config_file_changed(self) -> None:
+        digest = _digest(self.config_path)
+        if digest is not None and digest != self._config_digest:
+            self.request_reload("config file edited")
+
+    # ------------------------------------------------------------------ status
+
+    def _status(self, text: str) -> None:
+        self.notifier.status(self._idle_status() if text == "idle" else text)
+
+    def _idle_status(self) -> str:
+        runs = self.scheduler.next_runs()
+        nxt = [(when, job) for job, when in runs.items() if when is not None]
+        if not nxt:
+            return "idle"
+        when, job = min(nxt)
+        return f"idle; next {job} at {when:%H:%M:%S}"
+
+    def _summary(self) -> dict[str, Any]:
+        sched = self.config.schedule
+        return {
+            "sources": sorted(self._runtime.plugins.of("sources")),
+            "schedule": {
+                s: describe(getattr(sched, s)) for s in ("sync", "classify", "decide", "writeback")
+            },
+            "folders": [str(f.path) for f in self.config.folders] if self.watcher else [],
+            "web": f"{self.config.web.host}:{self.web.port}" if self.web else None,
+        }
+
+    def state(self) -> dict[str, Any]:
+        """For /health and the dashboard: what the daemon is doing."""
+        return {
+            "busy": self.worker.busy,
+            "next_runs": {
+                job: when.isoformat() if when else None
+                for job, when in self.scheduler.next_runs().items()
+            },
+            "watching": bool(self.watcher),
+            "watch_problems": self.watcher.problems if self.watcher else [],
+        }
+
+    # ------------------------------------------------------------------ shutdown
+
+    def _shutdown(self) -> None:
+        reason = self._stop_reason or "exit"
+        self.notifier.stopping(f"stopping ({reason})")
+        log.info("stopping", reason=reason)
+        self.cancel.set()
+        self.scheduler.shutdown()
+        self._stop_config_watch()
+        self._stop_watcher()
+        for stopper in self._listeners.values():
+            stopper()
+        self._listeners.clear()
+        self._stop_web()
+        if not self.worker.wait_idle(STOP_GRACE_S):
+            log.warning("a job did not finish in time; its uncommitted item is dropped")
+        for kind in self._runtime.plugins.by_kind.values():
+            for instance in kind.values():
+                _close(instance)
+        self.instance.release()
+        log.info("stopped", reason=reason)
+
+
+def _check_whole(config: Config) -> None:
+    """What `genred config check` checks: plugin sections and the taxonomy additions."""
+    from .cli import check_taxonomy
+    from .plugins import discover, validate_plugin_settings
+
+    validate_plugin_settings(config, discover())
+    check_taxonomy(config)
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _close(instance: Any) -> None:
+    close = getattr(instance, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:
+            log.exception("closing a plugin failed", plugin=type(instance).__name__)
