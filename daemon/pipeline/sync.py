@@ -289,8 +289,9 @@ def _sort_one(
 
 
 def _differs(old: tuple[Any, ...], values: tuple[Any, ...]) -> bool:
-    """Content changed? Tag lists compare as multisets: Plex does not keep the order in
-    which genred (or anyone) wrote them, and a reordering alone is no change."""
+    """Content changed? Tag lists compare as case-insensitive multisets: Plex keeps neither
+    the order in which genred (or anyone) wrote tags nor their case when the tag already
+    exists ("Synth-Pop" written reads back "Synth-pop"), and neither is a change."""
     for i in COMPARED:
         before, after = old[i + 3], values[i]
         if before == after:
@@ -299,11 +300,15 @@ def _differs(old: tuple[Any, ...], values: tuple[Any, ...]) -> bool:
             i in _LIST_POSITIONS
             and before is not None
             and after is not None
-            and sorted(json.loads(before)) == sorted(json.loads(after))
+            and _folded(before) == _folded(after)
         )
         if not reordered:
             return True
     return False
+
+
+def _folded(tags_json: str) -> list[str]:
+    return sorted(tag.casefold() for tag in json.loads(tags_json))
 
 
 def _write(store: Store, source: str, writes: _PageWrites, now: str, result: SyncResult) -> None:
