@@ -127,7 +127,10 @@ def status_cmd(state: AppState) -> None:
         counts = tracks_q.counts(store)
         click.echo(f"database: {config.db_path} (schema v{store.version})")
         daemon = locks.holder(config.data_dir, locks.INSTANCE)
-        click.echo(f"daemon: running (pid {daemon.pid})" if daemon else "daemon: not running")
+        if daemon is None:
+            click.echo("daemon: not running")
+        else:
+            click.echo(f"daemon: running (pid {daemon.pid or 'unknown'})")
         click.echo(
             f"tracks: {counts.active} active, {counts.removed} removed; "
             f"{counts.with_predictions} classified, {counts.decided} decided, "

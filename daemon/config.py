@@ -142,10 +142,10 @@ class JobSchedule(StrictModel):
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
         if value is not None:
-            from apscheduler.triggers.cron import CronTrigger
+            from .scheduler import crontab_trigger
 
             try:
-                CronTrigger.from_crontab(value)
+                crontab_trigger(value)
             except ValueError as exc:
                 raise ValueError(f"not a valid crontab line: {exc}") from None
         return value

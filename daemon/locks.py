@@ -24,6 +24,7 @@ from .errors import Cancelled, GenredError, StageBusy
 
 INSTANCE = "daemon"
 POLL_S = 0.5
+PROBE_GRACE_S = 0.2  # `holder()` takes a lock for an instant: a no-wait acquire retries this long
 
 # Which lock each recorded job takes. Dry runs write nothing and take none.
 STAGE_OF_JOB = {
@@ -44,9 +45,10 @@ class Holder:
     since: str
 
     def describe(self) -> str:
+        if self.pid is None:
+            return "another process"
         where = "the daemon" if self.by == "daemon" else f"`genred {self.by}`"
-        pid = f", pid {self.pid}" if self.pid else ""
-        return f"{where}{pid}, since {self.since[:19].replace('T', ' ')} UTC"
+        return f"{where}, pid {self.pid}, since {self.since[:19].replace('T', ' ')} UTC"
 
 
 def lock_path(data_dir: Path, name: str) -> Path:
@@ -74,6 +76,15 @@ def _read_holder(fd: int) -> Holder | None:
         return None
 
 
+def _retry(fd: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        if _try_lock(fd):
+            return True
+    return False
+
+
 def holder(data_dir: Path, name: str) -> Holder | None:
     """The current holder of lock `name`, or None when nobody holds it."""
     path = lock_path(data_dir, name)
@@ -84,7 +95,7 @@ def holder(data_dir: Path, name: str) -> Holder | None:
         if _try_lock(fd):
             fcntl.flock(fd, fcntl.LOCK_UN)
             return None
-        return _read_holder(fd) or Holder(None, "another process", "?")
+        return _read_holder(fd) or Holder(None, "unknown", "")
     finally:
         os.close(fd)
 
@@ -110,7 +121,7 @@ def acquire(
     except OSError as exc:
         raise GenredError(f"cannot create the lock file {path}: {exc.strerror}") from None
     try:
-        if not _try_lock(fd):
+        if not (_try_lock(fd) or _retry(fd, PROBE_GRACE_S)):
             current = _read_holder(fd)
             if not wait:
                 who = current.describe() if current else "another process"

@@ -53,7 +53,8 @@ class Notifier:
         return self.send("READY=1", *self._status(status))
 
     def status(self, text: str) -> bool:
-        return self.send(*self._status(text))
+        lines = self._status(text)
+        return self.send(*lines) if lines else False
 
     def watchdog(self) -> bool:
         return self.send("WATCHDOG=1")
@@ -72,9 +73,9 @@ class Notifier:
 
     @staticmethod
     def _status(text: str | None) -> tuple[str, ...]:
-        if not text:
+        line = " ".join((text or "").split())
+        if not line:
             return ()
-        line = " ".join(text.split())
         return (f"STATUS={line[: STATUS_MAX - 1] + '…' if len(line) > STATUS_MAX else line}",)
 
 

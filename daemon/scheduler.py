@@ -9,6 +9,7 @@ delay it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
@@ -32,9 +33,59 @@ STAGES = ("sync", "classify", "decide", "writeback")
 HEARTBEAT = "heartbeat"
 
 
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab: 0 (and 7) = Sunday
+
+
+def crontab_trigger(line: str) -> CronTrigger:
+    """A CronTrigger for a crontab line, weekdays as crontab counts them.
+
+    APScheduler 3's `from_crontab` counts weekday numbers from 0 = Monday, so `1-5` would
+    run Tuesday to Saturday; the weekday field is turned into names first (`1-5` →
+    `mon,tue,wed,thu,fri`).
+    """
+    fields = line.split()
+    if len(fields) != 5:
+        raise ValueError(f"a crontab line has 5 fields, this one has {len(fields)}")
+    fields[4] = _weekday_names(fields[4])
+    return CronTrigger.from_crontab(" ".join(fields))
+
+
+def _weekday(text: str) -> int:
+    if text.isdigit():
+        if int(text) > 7:
+            raise ValueError(f"weekday {text} is not 0-7")
+        return int(text)
+    try:
+        return WEEKDAYS.index(text.lower()[:3])
+    except ValueError:
+        raise ValueError(f"{text!r} is not a weekday") from None
+
+
+def _weekday_names(field: str) -> str:
+    """A crontab weekday field (numbers, names, ranges, steps, lists) as a list of names."""
+    if field in ("*", "?"):
+        return field
+    days: set[int] = set()
+    for part in field.split(","):
+        span, _slash, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if span in ("*", "?"):
+            low, high = 0, 6
+        elif "-" in span:
+            low, high = (_weekday(x) for x in span.split("-", 1))
+            high += 7 if high < low else 0  # fri-sun wraps past Saturday
+        else:
+            low = _weekday(span)
+            high = 6 if step_text else low  # crontab `1/2`: from Monday, every other day
+        days.update(day % 7 for day in range(low, high + 1, max(step, 1)))
+    if len(days) == 7:
+        return "*"
+    return ",".join(WEEKDAYS[day] for day in sorted(days))
+
+
 def make_trigger(schedule: JobSchedule) -> BaseTrigger:
     if schedule.cron is not None:
-        return CronTrigger.from_crontab(schedule.cron)
+        return crontab_trigger(schedule.cron)
     assert schedule.every is not None  # the config model guarantees one of the two
     return IntervalTrigger(seconds=schedule.every.total_seconds())
 
@@ -86,7 +137,7 @@ class JobScheduler:
             args=(stage, "schedule"),
             id=stage,
             name=stage,
-            misfire_grace_time=int(schedule.misfire_grace.total_seconds()),
+            misfire_grace_time=max(1, math.ceil(schedule.misfire_grace.total_seconds())),
             replace_existing=True,
         )
 
@@ -117,7 +168,11 @@ class JobScheduler:
         )
 
     def soon(self, job_id: str, func: Callable[..., Any], delay: float, *args: Any) -> None:
-        """Run `func(*args)` once, `delay` s from now; an earlier pending run of it is kept."""
+        """Run `func(*args)` once, `delay` s from now; an earlier pending run of it is kept.
+
+        A one-off job is no longer pending while it runs, so a new one may start beside it
+        (max_instances 2) rather than be skipped; the stage lock keeps their work apart.
+        """
         when = _in(delay)
         job = self._scheduler.get_job(job_id)
         if job is not None and job.next_run_time is not None and job.next_run_time <= when:
@@ -130,6 +185,7 @@ class JobScheduler:
             name=job_id,
             replace_existing=True,
             misfire_grace_time=None,
+            max_instances=2,
         )
 
     def next_runs(self) -> dict[str, datetime | None]:

@@ -150,10 +150,16 @@ class FolderWatcher:
         from watchdog.observers import Observer
         from watchdog.observers.polling import PollingObserver
 
-        if self.settings.polling:
-            observer = PollingObserver(timeout=self.settings.poll_interval.total_seconds())
-        else:
-            observer = Observer()
+        try:  # watchdog 7 creates the inotify instance in Observer() itself
+            if self.settings.polling:
+                observer = PollingObserver(timeout=self.settings.poll_interval.total_seconds())
+            else:
+                observer = Observer()
+            observer.daemon = True
+            observer.start()  # watches added after start are set up (and fail) one by one
+        except OSError as exc:
+            self._report(watch_problem(Path("the music folders"), exc))
+            return self.problems
         handler = _Handler(self)
         watched = 0
         for folder in self.folders:
@@ -166,12 +172,6 @@ class FolderWatcher:
                     problem = watch_problem(folder.path, exc)
             if problem:
                 self._report(problem)
-        observer.daemon = True
-        try:
-            observer.start()
-        except OSError as exc:  # inotify_init itself failed (instance limit)
-            self._report(watch_problem(Path("the music folders"), exc))
-            return self.problems
         self._observer = observer
         self._thread = threading.Thread(
             target=self._settle_loop, name="genred-watcher", daemon=True
@@ -232,13 +232,16 @@ class FolderWatcher:
         """Called from watchdog's thread for every event; only bookkeeping here."""
         src = os.fsdecode(event.src_path)
         dest = os.fsdecode(event.dest_path) if event.dest_path else ""
+        # A new folder's files (copied in before its watch existed): walked before taking
+        # the lock, which a slow mount would otherwise hold up.
+        inside = list(_audio_files(src)) if isinstance(event, DirCreatedEvent) else []
         now = self.clock()
         with self._cond:
             if isinstance(event, FileCreatedEvent | FileModifiedEvent):
                 if is_audio(src):
                     self._touch(src, now)
             elif isinstance(event, DirCreatedEvent):
-                for path in _audio_files(src):  # copied in before its watch existed
+                for path in inside:
                     self._touch(path, now)
             elif isinstance(event, FileMovedEvent):
                 self._file_moved(src, dest, now)
@@ -343,12 +346,15 @@ class _FileHandler(FileSystemEventHandler):
         self.delay = delay
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        self._stopped = False
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         paths = {os.fsdecode(event.src_path), os.fsdecode(event.dest_path or b"")}
         if self.path not in paths or event.event_type in ("opened", "closed_no_write"):
             return
         with self._lock:  # a save is several events: act once they stop
+            if self._stopped:
+                return
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = threading.Timer(self.delay, self.on_change)
@@ -357,6 +363,7 @@ class _FileHandler(FileSystemEventHandler):
 
     def cancel(self) -> None:
         with self._lock:
+            self._stopped = True
             if self._timer is not None:
                 self._timer.cancel()
 
@@ -375,8 +382,8 @@ def watch_file(
     observer.start()
 
     def stop() -> None:
-        handler.cancel()
         observer.stop()
         observer.join(5)
+        handler.cancel()
 
     return stop

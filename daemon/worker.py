@@ -99,7 +99,9 @@ class Worker:
         """A scheduler job: run `stage`; after a sync that changed tracks, the rest follow."""
         with self._running():
             rt = self.runtime()
-            if stage == "sync":
+            if not _has_plugins(rt, stage):
+                log.debug("nothing to run: no plugin enabled for this stage", stage=stage)
+            elif stage == "sync":
                 counts = self._stage(rt, "sync", trigger, lambda s, p: self._sync_all(rt, s, p))
                 if counts is not None and _changed(counts):
                     self._downstream(rt, "chain")
@@ -115,7 +117,8 @@ class Worker:
             rt = self.runtime()
             reasons = sorted({r for req in taken.values() for r in req.reasons})
             # "watch", "webhook: plex library.new", "alerts: …" → trigger "watch,webhook"
-            trigger = ",".join(sorted({r.split()[0].rstrip(":") for r in reasons}))[:40]
+            kinds = {(r.split() or ["request"])[0].rstrip(":") or "request" for r in reasons}
+            trigger = ",".join(sorted(kinds))[:40]
             log.info("sync requested", reasons=reasons)
             counts = self._stage(
                 rt, "sync", trigger, lambda s, p: self._sync_requested(rt, taken, s, p)
@@ -181,7 +184,11 @@ class Worker:
 
     def _downstream(self, rt: Runtime, trigger: str) -> None:
         for stage in DOWNSTREAM:
-            if getattr(rt.config.schedule, stage).enabled and not self.cancel.is_set():
+            if (
+                getattr(rt.config.schedule, stage).enabled
+                and _has_plugins(rt, stage)
+                and not self.cancel.is_set()
+            ):
                 self._stage(rt, stage, trigger, self._body(rt, stage))
 
     def _body(self, rt: Runtime, stage: str) -> Callable[[Store, LogProgress], dict]:
@@ -291,6 +298,15 @@ class _Active:
         with self.worker._idle:
             self.worker._active -= 1
             self.worker._idle.notify_all()
+
+
+# The plugin kind a stage needs; a stage with none enabled has nothing to do.
+NEEDS = {"sync": "sources", "classify": "classifiers", "writeback": "writeback"}
+
+
+def _has_plugins(rt: Runtime, stage: str) -> bool:
+    kind = NEEDS.get(stage)
+    return kind is None or bool(rt.plugins.of(kind))
 
 
 def _changed(counts: dict[str, Any]) -> bool:
