@@ -66,7 +66,12 @@ class PluginContext:
 
 
 class Plugin(Protocol):
-    """Common shape: a settings model and a constructor taking (settings, context)."""
+    """Common shape: a settings model and a constructor taking (settings, context).
+
+    Optional: `uses_config`, the top-level config sections the plugin reads (default
+    DEFAULT_USES_CONFIG): a reload rebuilds the plugin only when its own settings or these
+    sections changed. `close()`, when present, is called when an instance is dropped.
+    """
 
     Config: ClassVar[type[BaseModel]]
 

@@ -238,7 +238,7 @@ class Worker:
                 )
             else:
                 if paths and hasattr(plugin, "request_scan"):
-                    plugin.request_scan(paths)
+                    plugin.request_scan(paths, cancel=self.cancel)
                 result = sync(
                     store, name, plugin, full=False, progress=progress, cancel=self.cancel
                 )

@@ -144,6 +144,7 @@ class FolderSource:
     """Reads music files (tags via mutagen) from the configured folders."""
 
     Config = FolderSourceConfig
+    uses_config = ("folders",)  # rebuilt on reload only when these sections change
     supports_paths: ClassVar[bool] = True
 
     def __init__(self, settings: FolderSourceConfig, context: PluginContext) -> None:

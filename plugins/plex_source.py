@@ -14,6 +14,7 @@ that changed and waits for it, `listen` turns Plex's websocket alerts into sync 
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +84,7 @@ class PlexSource:
     """Reads tracks (with full genres and moods, album and artist genres) from Plex."""
 
     Config = PlexSourceConfig
+    uses_config = ("plex",)  # rebuilt on reload only when these sections change
 
     def __init__(self, settings: PlexSourceConfig, context: PluginContext) -> None:
         if context.config.plex is None:
@@ -127,9 +129,16 @@ class PlexSource:
 
     # -- daemon hooks --------------------------------------------------------------------
 
-    def request_scan(self, local_paths: Sequence[str], *, wait: float | None = None) -> list[str]:
+    def request_scan(
+        self,
+        local_paths: Sequence[str],
+        *,
+        wait: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[str]:
         """Ask Plex to scan the folders of `local_paths`, wait until it is done (at most
-        `wait` seconds, default `scan_wait`), and return the Plex folders asked for."""
+        `wait` seconds, default `scan_wait`, or until `cancel` is set), and return the Plex
+        folders asked for."""
         retries = self.settings.retries
         server = connect(self.plex, retries)
         sections = music_sections(server, self.plex.sections, retries)
@@ -152,7 +161,7 @@ class PlexSource:
                 asked.append(folder)
         log.info("asked Plex to scan", folders=asked)
         if timeout > 0:
-            self._wait_for_scans(server, set(plan), before, timeout)
+            self._wait_for_scans(server, set(plan), before, timeout, cancel)
         return asked
 
     def listen(self, notify: Callable[[str], None]) -> Callable[[], None] | None:
@@ -189,6 +198,7 @@ class PlexSource:
         keys: set[str],
         before: dict[str, tuple[bool, str | None]],
         timeout: float,
+        cancel: threading.Event | None = None,
     ) -> bool:
         started = time.monotonic()
         seen_refreshing = False
@@ -209,7 +219,11 @@ class PlexSource:
                     waited_seconds=round(waited, 1),
                 )
                 return False
-            time.sleep(min(SCAN_POLL_INTERVAL, max(0.0, timeout - waited)))
+            pause = min(SCAN_POLL_INTERVAL, max(0.0, timeout - waited))
+            if cancel is not None and cancel.wait(pause):
+                return False  # shutting down; the next start syncs anyway
+            if cancel is None:
+                time.sleep(pause)
 
     # -- listing -------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ class PlexWriteback:
     """Reads and writes tag fields of Plex items by ratingKey."""
 
     Config = PlexWritebackSettings
+    uses_config = ("plex",)  # rebuilt on reload only when these sections change
     name = "plex"
     source = "plex"
 

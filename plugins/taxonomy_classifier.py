@@ -27,6 +27,7 @@ class TaxonomySettings(BaseModel):
 
 class TaxonomyClassifier:
     Config = TaxonomySettings
+    uses_config = ("taxonomy",)  # rebuilt on reload only when these sections change
     label_set = "genre"
 
     def __init__(self, settings: TaxonomySettings, context: PluginContext) -> None:

@@ -147,3 +147,46 @@ def test_plugin_whose_constructor_fails_is_unavailable(third_party: Path, tmp_pa
 def test_builtin_plugins_are_registered_through_entry_points() -> None:
     names = {(i.kind, i.name) for i in discover()}
     assert ("classifiers", "taxonomy") in names
+
+
+def test_reload_rebuilds_only_the_plugins_whose_config_changed(tmp_path: Path) -> None:
+    (tmp_path / "music").mkdir()
+
+    def config(album_factor: float, page_size: int, plex_token: str = "t1") -> str:
+        return textwrap.dedent(
+            f"""
+            data_dir: {tmp_path / "data"}
+            plex: {{url: "http://127.0.0.1:32400", token: {plex_token}}}
+            folders: [{tmp_path / "music"}]
+            plugins:
+              sources:
+                plex: {{}}
+                folder: {{page_size: {page_size}}}
+              classifiers:
+                taxonomy: {{album_factor: {album_factor}}}
+              writeback: [plex]
+            schedule: {{sync: {{every: 1h}}}}
+            """
+        )
+
+    first = load_plugins(PluginContext(parse_config(config(0.9, 500))))
+    same = load_plugins(PluginContext(parse_config(config(0.9, 500))), previous=first)
+    assert all(
+        same.get(k, n) is first.get(k, n)
+        for k, n in [("sources", "plex"), ("sources", "folder"), ("classifiers", "taxonomy")]
+    )
+    assert plugins.retired(first, same) == []
+
+    edited = load_plugins(PluginContext(parse_config(config(0.7, 500))), previous=first)
+    assert edited.get("classifiers", "taxonomy") is not first.get("classifiers", "taxonomy")
+    assert edited.get("classifiers", "taxonomy").settings.album_factor == 0.7
+    assert edited.get("sources", "plex") is first.get("sources", "plex")
+    assert edited.get("sources", "folder") is first.get("sources", "folder")
+    assert plugins.retired(first, edited) == [first.get("classifiers", "taxonomy")]
+
+    # A new token (a secret: compared by value, never turned into text) rebuilds what uses
+    # the `plex:` section, and only that.
+    token = load_plugins(PluginContext(parse_config(config(0.9, 500, "t2"))), previous=first)
+    assert token.get("sources", "plex") is not first.get("sources", "plex")
+    assert token.get("writeback", "plex") is not first.get("writeback", "plex")
+    assert token.get("classifiers", "taxonomy") is first.get("classifiers", "taxonomy")

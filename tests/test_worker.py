@@ -59,7 +59,8 @@ class FakeSource:
     def gone(self, source_ids: Sequence[str]) -> set[str]:
         return {s for s in source_ids if s not in self.tracks}
 
-    def request_scan(self, paths: Sequence[str]) -> None:
+    def request_scan(self, paths: Sequence[str], *, cancel: threading.Event | None = None) -> None:
+        assert cancel is not None  # the daemon's stop event, so a long scan wait ends on stop
         self.scan_requests.append(list(paths))
 
 

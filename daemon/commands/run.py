@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 
 import click
@@ -27,4 +29,10 @@ def run_cmd(state: AppState) -> None:
         for issue in exc.issues:
             click.echo(f"error: {issue}", err=True)
         sys.exit(EXIT_CONFIG)
-    sys.exit(service.run())
+    code = service.run()
+    if service.worker.busy:
+        # A job overran the stop grace (a request hung on a dead server): do not let the
+        # interpreter wait for its thread. Its uncommitted item is rolled back by SQLite.
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
