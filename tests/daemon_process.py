@@ -17,25 +17,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.waiting import wait_for
+
 GENRED = [sys.executable, "-m", "genred"]
-
-
-def wait_until(
-    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1
-) -> Any:
-    """Poll `condition` until it returns something truthy; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+wait_until = wait_for  # the e2e tests' name for it
 
 
 class DaemonProcess:

@@ -24,19 +24,9 @@ from genred.cli import cli
 from genred.errors import Cancelled, GenredError, StageBusy
 from genred.pipeline.jobs import close_stale_runs, run_job
 from genred.store import Store, runs
+from tests.waiting import wait_for
 
 # --------------------------------------------------------------------------- helpers
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class HeldLock:

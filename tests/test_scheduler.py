@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,20 +14,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from genred.config import JobSchedule, ScheduleConfig
 from genred.scheduler import HEARTBEAT, STAGES, JobScheduler, describe, make_trigger
+from tests.waiting import wait_for
 
 OFF = JobSchedule(enabled=False)
 ALL_OFF = ScheduleConfig(sync=OFF, classify=OFF, decide=OFF, writeback=OFF)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def every(text: str, **kw: Any) -> JobSchedule:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from genred.plugins import LoadedPlugins
 from genred.records import Prediction, ScanRequest, SourcePage, TrackRecord
 from genred.store import Store
 from genred.worker import RETRY_S, Runtime, SourceRequest, SyncRequests, Worker
+from tests.waiting import wait_for
 
 # --------------------------------------------------------------------------- fakes
 
@@ -165,17 +165,6 @@ def source(h: Harness) -> FakeSource:
 @pytest.fixture
 def classifier(h: Harness) -> FakeClassifier:
     return h.add("classifiers", "clf", FakeClassifier())
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 # --------------------------------------------------------------------------- SyncRequests
