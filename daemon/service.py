@@ -75,6 +75,7 @@ class Service:
             log.error(str(exc))
             return 1
         try:
+            self._install_signals()  # a stop during start-up is honoured once started
             interrupted = self._prepare_store()
             self._report_unavailable()
             first_sync = self.config.schedule.first_sync_after.total_seconds()
@@ -86,7 +87,6 @@ class Service:
             self._start_web()
             self._start_listeners()
             self._watch_config()
-            self._install_signals()
             self.notifier.ready(self._idle_status())
             log.info("genred is running", config=str(self.config_path), **self._summary())
             self._main_loop()
