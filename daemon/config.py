@@ -99,6 +99,20 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+class RetrySettings(StrictModel):
+    """How hard a plugin tries a remote service (Plex, an LLM) before giving up on a request.
+
+    `attempts` counts requests, the first included; waits grow from `backoff_initial` to
+    `backoff_max` seconds, with jitter.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempts: int = Field(5, ge=1, le=20, description="requests at most, the first included")
+    backoff_initial: float = Field(1.0, ge=0)
+    backoff_max: float = Field(30.0, ge=0)
+
+
 class PlexConfig(StrictModel):
     url: AnyHttpUrl = Field(description="Base URL of the Plex Media Server")
     token: SecretStr = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from threading import Event
 
 
@@ -33,3 +34,38 @@ def raise_if_cancelled(cancel: Event | None, where: str) -> None:
     """Called by stages between committed units of work (a page, a batch, one request)."""
     if cancel is not None and cancel.is_set():
         raise Cancelled(f"{where}: stopped for shutdown; committed work is kept")
+
+
+# --------------------------------------------------------------------------- LLM providers
+# Raised by the LLM plugins (genred.llm); never retried by the caller as is.
+
+
+class LLMUnavailable(GenredError):
+    """The LLM provider did not answer, or kept answering 5xx, after retries."""
+
+
+class LLMAuthFailed(GenredError):
+    """The provider refused the API key (401/403): fix the key, retrying will not help."""
+
+
+class LLMRequestFailed(GenredError):
+    """The provider refused one request (another 4xx: unknown model, unsupported option)."""
+
+
+class LLMRequestTooLarge(GenredError):
+    """The request can never fit the provider's limits: split it or skip it, never resend it."""
+
+
+class LLMAnswerError(GenredError):
+    """The model kept giving answers that are not valid JSON for the task; the batch failed."""
+
+
+class LLMBudgetExhausted(GenredError):
+    """A rate budget (usually per day) is spent: stop the job and run it again at `retry_at`."""
+
+    def __init__(self, message: str, retry_at: datetime) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+    def __reduce__(self) -> tuple[type, tuple[str, datetime]]:
+        return (type(self), (str(self), self.retry_at))

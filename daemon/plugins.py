@@ -10,7 +10,7 @@ others still load.
 from __future__ import annotations
 
 import importlib.metadata as metadata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict
 from .config import PLUGIN_KINDS, Config, ConfigError, PluginEntry, validate_section
 
 if TYPE_CHECKING:
+    import threading
+
+    from .llm import ChatResult
     from .records import ScanRequest, SourcePage
     from .store import Store
 
@@ -122,9 +125,24 @@ class ClassifierPlugin(Plugin, Protocol):
 
 @runtime_checkable
 class LLMPlugin(Plugin, Protocol):
-    """Chat messages in, validated JSON out, with token usage."""
+    """Chat messages in, validated JSON out, with token usage, within the provider's limits.
 
-    def chat(self, messages: Sequence[dict[str, str]], schema: dict[str, Any]) -> Any: ...
+    The answer is parsed as JSON (strict `schema` output where the model supports it) and
+    passed to `validate`, which may raise `genred.llm.InvalidAnswer` to have it asked
+    again. Raises LLMRequestTooLarge (split or skip), LLMBudgetExhausted (stop, run again
+    at its `retry_at`), LLMAnswerError, LLMAuthFailed, LLMUnavailable, LLMRequestFailed,
+    or Cancelled once `cancel` is set. `genred.llm.ChatCompletionsLLM` implements it.
+    """
+
+    def chat(
+        self,
+        messages: Sequence[dict[str, str]],
+        schema: dict[str, Any] | None,
+        *,
+        validate: Callable[[Any], Any] | None = None,
+        max_tokens: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ChatResult: ...
 
 
 @runtime_checkable

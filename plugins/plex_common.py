@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 import requests
 from plexapi.exceptions import BadRequest, NotFound, Unauthorized
 from plexapi.server import PlexServer
-from pydantic import BaseModel, ConfigDict, Field
 from tenacity import (
     retry,
     retry_if_exception,
@@ -21,7 +20,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from genred.config import PlexConfig
+from genred.config import PlexConfig, RetrySettings
 from genred.errors import PlexAuthFailed, PlexRequestFailed, PlexUnreachable
 from genred.logs import get_logger
 
@@ -29,16 +28,6 @@ T = TypeVar("T")
 log = get_logger("genred.plex")
 
 _STATUS = re.compile(r"^\((\d{3})\)")
-
-
-class RetrySettings(BaseModel):
-    """How hard to try before a Plex request counts as failed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    attempts: int = Field(5, ge=1, le=20)
-    backoff_initial: float = Field(1.0, ge=0)
-    backoff_max: float = Field(30.0, ge=0)
 
 
 def status_of(exc: BaseException) -> int | None:
