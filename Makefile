@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Extras for the default test run: everything but the heavy ML stack.
-TEST_EXTRAS ?= test,plex,web
+TEST_EXTRAS ?= test,plex,web,llm
 
 .PHONY: help install test lint format demo bench verify-unit clean
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.emulators.plex.fixtures"]
+pytest_plugins = ["tests.emulators.plex.fixtures", "tests.emulators.llm.fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
