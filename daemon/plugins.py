@@ -55,10 +55,16 @@ class NoSettings(BaseModel):
 
 @dataclass
 class PluginContext:
-    """What every plugin may use: the whole config and the store. Nothing global."""
+    """What every plugin may use: the whole config and the store. Nothing global.
+
+    `plugins`: everything `load_plugins` built with this context, for a plugin that uses
+    another (an LLM classifier its LLM: `context.plugins.get("llm", name)`). Look it up
+    when it is used, not in `__init__` (it is filled while the plugins are being built).
+    """
 
     config: Config
     store: Store | None = None
+    plugins: LoadedPlugins | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -116,11 +122,26 @@ class ExtractorPlugin(Plugin, Protocol):
 
 @runtime_checkable
 class ClassifierPlugin(Plugin, Protocol):
-    """Tracks → predictions (top-k labels with confidence) for one label set, versioned."""
+    """Tracks → predictions (top-k labels with confidence) for one label set, versioned.
+
+    Optional: keywords `store` and `cancel` on `classify` (the stage passes them when the
+    signature has them); `batch_size`, the tracks per call (default 500); yielding
+    `Unclassified` for a track it could not do this time (retried later, not marked done).
+    """
 
     version: str
 
     def classify(self, tracks: Sequence[Any]) -> Iterator[Any]: ...
+
+
+@dataclass(frozen=True)
+class Unclassified:
+    """Yielded by a classifier instead of a prediction: no answer for this track this time
+    (a failed request, an answer that left it out). The stage records the failure and asks
+    again after a backoff, instead of storing "nothing to say"."""
+
+    track_id: int
+    error: Exception
 
 
 @runtime_checkable
@@ -303,6 +324,7 @@ def load_plugins(
     settings = validate_plugin_settings(context.config, infos)
     index = {(i.kind, i.name): i for i in infos}
     loaded = LoadedPlugins()
+    context.plugins = loaded
     for kind in PLUGIN_KINDS:
         for entry in context.config.plugins.enabled(kind):
             info = index[(kind, entry.name)]

@@ -15,6 +15,7 @@ import hashlib
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ class Service:
         self._config_digest = _digest(config_path)
         self.worker = Worker(lambda: self._runtime, self.cancel, self._status)
         self.worker.retry_requested = lambda delay: self._schedule_requested(delay)
+        self.worker.run_at = self._run_stage_at
         self.scheduler = JobScheduler(self.worker.scheduled)
         self.instance = InstanceLock(config.data_dir)
         self.watcher: FolderWatcher | None = None
@@ -243,6 +245,15 @@ class Service:
     def _schedule_requested(self, delay: float) -> None:
         if not self.cancel.is_set():
             self.scheduler.soon(REQUESTED, self.worker.requested, delay)
+
+    def _run_stage_at(self, stage: str, when: datetime) -> None:
+        """Run `stage` once at `when` (a spent per-day budget returns), not before."""
+        if self.cancel.is_set():
+            return
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        delay = max(1.0, (when - datetime.now(UTC)).total_seconds())
+        self.scheduler.soon(f"later-{stage}", self.worker.scheduled, delay, stage, "budget")
+        log.info("stage rescheduled", stage=stage, at=when.isoformat(), in_seconds=round(delay))
 
     def _on_changes(self, changes: Changes) -> None:
         log.info(

@@ -16,10 +16,11 @@ import gc
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .config import Config
-from .errors import Cancelled, GenredError, StageBusy
+from .errors import Cancelled, GenredError, LLMBudgetExhausted, StageBusy
 from .logs import get_logger
 from .pipeline.jobs import run_job
 from .plugins import LoadedPlugins
@@ -93,6 +94,8 @@ class Worker:
         self.on_status = on_status or (lambda text: None)
         self.requests = SyncRequests()
         self.retry_requested: Callable[[float], Any] = lambda delay: None  # set by the service
+        # set by the service: run `stage` again at a moment (an LLM's daily budget returns)
+        self.run_at: Callable[[str, datetime], Any] = lambda stage, when: None
         self._active = 0
         self._idle = threading.Condition()
 
@@ -175,6 +178,14 @@ class Worker:
                     on_wait=waiting,
                 )
         except (Cancelled, StageBusy):
+            return None
+        except LLMBudgetExhausted as exc:  # recorded as failed by run_job, with the reason
+            log.warning(
+                "budget spent; the stage runs again when it returns",
+                job=job,
+                retry_at=exc.retry_at.isoformat(),
+            )
+            self.run_at(job, exc.retry_at)
             return None
         except GenredError:
             return None  # logged and recorded by run_job

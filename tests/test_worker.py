@@ -541,3 +541,30 @@ def test_requested_with_a_blank_reason_still_syncs(h: Harness, source: FakeSourc
     h.worker.requested()
     assert [r[0] for r in h.runs()][:1] == ["sync"]
     assert len(source.requests) == 1
+
+
+# --------------------------------------------------------------------------- budgets
+
+
+def test_a_spent_llm_budget_stops_the_stage_and_asks_to_run_it_again_later(
+    h: Harness, source: FakeSource
+) -> None:
+    from datetime import UTC, datetime
+
+    from genred.errors import LLMBudgetExhausted
+
+    back_at = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
+    spent = FakeClassifier()
+
+    def out_of_budget() -> None:
+        raise LLMBudgetExhausted("requests per day spent", back_at)
+
+    spent.during = out_of_budget
+    h.add("classifiers", "llm", spent)
+    later: list[tuple[str, datetime]] = []
+    h.worker.run_at = lambda stage, when: later.append((stage, when))
+    h.worker.scheduled("sync")
+    assert later == [("classify", back_at)]
+    classify_run = next(r for r in h.run_rows() if r[0] == "classify")
+    assert classify_run[2] == "failed" and "requests per day spent" in classify_run[4]
+    assert spent.seen == []  # nothing classified, nothing stored as a failure of the tracks

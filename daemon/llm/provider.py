@@ -186,7 +186,7 @@ class ChatCompletionsLLM:
     ) -> Reply:
         retries = self.settings.retries
         backoff = wait_exponential_jitter(
-            initial=retries.backoff_initial,
+            multiplier=retries.backoff_initial,
             max=retries.backoff_max,
             jitter=retries.backoff_initial,
         )

@@ -2,18 +2,22 @@
 
 A track is pending for a classifier when it has no prediction from it, the classifier's
 version changed, or the track changed since. A track the classifier has nothing to say
-about gets an empty prediction row, so it is not asked again until it changes.
+about gets an empty prediction row, so it is not asked again until it changes; one it
+yields `Unclassified` for gets a failure instead, and is asked again after a backoff.
+`Cancelled` and `LLMBudgetExhausted` stop the stage (the batch in hand is not stored).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Mapping
 from threading import Event
 from typing import Any
 
-from ..errors import raise_if_cancelled
+from ..errors import Cancelled, LLMBudgetExhausted, raise_if_cancelled
 from ..logs import get_logger
+from ..plugins import Unclassified
 from ..progress import NullProgress, Progress
 from ..records import Prediction, TrackRecord
 from ..store import Store, failures, utcnow
@@ -54,7 +58,8 @@ def classify(
 ) -> dict[str, int]:
     """Run every classifier over its pending tracks; returns counts per classifier.
 
-    `cancel` is checked after each committed batch (what is stored stays stored).
+    `cancel` is checked after each committed batch (what is stored stays stored), and
+    passed to classifiers that take it. A classifier's `batch_size` overrides `batch_size`.
     """
     progress = progress or NullProgress()
     counts: dict[str, int] = {}
@@ -63,11 +68,15 @@ def classify(
         pending = pending_ids(store, name, version)
         progress.start(f"classify ({name})", total=len(pending))
         predicted = failed = 0
-        for start in range(0, len(pending), batch_size):
-            ids = pending[start : start + batch_size]
+        size = int(getattr(plugin, "batch_size", None) or batch_size)
+        extra = _keywords(plugin.classify, store=store, cancel=cancel)
+        for start in range(0, len(pending), size):
+            ids = pending[start : start + size]
             tracks = load_tracks(store, ids)
             try:
-                predictions = list(plugin.classify(tracks))
+                results = list(plugin.classify(tracks, **extra))
+            except (Cancelled, LLMBudgetExhausted):
+                raise  # stop the stage; the next run takes it from here
             except Exception as exc:  # one bad batch must not stop the rest
                 log.error(
                     "classifier failed on a batch",
@@ -81,8 +90,14 @@ def classify(
                 failed += len(ids)
                 progress.advance(len(ids))
                 continue
-            predicted += _store_batch(store, name, version, ids, predictions)
-            failures.clear(store, f"{STAGE}:{name}", [str(i) for i in ids])
+            skipped = {r.track_id: r.error for r in results if isinstance(r, Unclassified)}
+            for track_id, error in skipped.items():
+                failures.record(store, f"{STAGE}:{name}", str(track_id), error)
+            done = [i for i in ids if i not in skipped]
+            predictions = [r for r in results if not isinstance(r, Unclassified)]
+            predicted += _store_batch(store, name, version, done, predictions) if done else 0
+            failures.clear(store, f"{STAGE}:{name}", [str(i) for i in done])
+            failed += len(ids) - len(done)
             progress.advance(len(ids))
             raise_if_cancelled(cancel, f"classify ({name})")
         counts[f"{name}.considered"] = len(pending)
@@ -93,6 +108,15 @@ def classify(
             + (f", {failed} failed" if failed else "")
         )
     return counts
+
+
+def _keywords(method: Any, **offered: Any) -> dict[str, Any]:
+    """Those of `offered` that `method` takes by name (older classifiers take none)."""
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {k: v for k, v in offered.items() if k in params}
 
 
 def _store_batch(
