@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import signal
 import socket
@@ -189,15 +190,22 @@ def test_config_edits_reschedule_without_restart_and_bad_edits_are_refused(
         )
 
     config = tmp_path / "genred.yaml"
-    config.write_text(text("1h"))
-    config.chmod(0o600)
+
+    def save(content: str) -> None:
+        """As an editor saves: a new file renamed over the old one (never half-written)."""
+        staged = tmp_path / ".genred.yaml.new"
+        staged.write_text(content)
+        staged.chmod(0o600)
+        os.replace(staged, config)
+
+    save(text("1h"))
     db = tmp_path / "data" / "genred.db"
     with DaemonProcess(config) as daemon:
         daemon.wait_ready()
         pid = daemon.proc.pid  # type: ignore[union-attr]
         assert runs(db, "decide") == []
 
-        config.write_text(text("1s"))  # a plain edit of the file: no signal
+        save(text("1s"))  # a plain edit of the file: no signal
         wait_until(lambda: daemon.events("config reloaded"), 15, "the reload after the edit")
         reloaded = daemon.events("config reloaded")[0]
         assert reloaded["rescheduled"] == ["decide: every 1h → every 1s"]
@@ -208,7 +216,7 @@ def test_config_edits_reschedule_without_restart_and_bad_edits_are_refused(
         reloading = next(i for i, m in enumerate(messages) if "RELOADING=1" in m)
         assert any("READY=1" in m for m in messages[reloading + 1 :])
 
-        config.write_text(text("1s", "writeback:\n  mode: sideways\n"))
+        save(text("1s", "writeback:\n  mode: sideways\n"))
         wait_until(
             lambda: daemon.events("config edit refused; the running config stays"),
             15,
@@ -221,7 +229,7 @@ def test_config_edits_reschedule_without_restart_and_bad_edits_are_refused(
         wait_until(lambda: len(runs(db, "decide")) > before + 1, 15, "decide still running")
         assert not daemon.exited() and daemon.proc.pid == pid  # type: ignore[union-attr]
 
-        config.write_text(text("1h"))
+        save(text("1h"))
         daemon.signal(signal.SIGHUP)
         wait_until(lambda: len(daemon.events("config reloaded")) >= 2, 15, "the second reload")
         assert daemon.events("config reloaded")[-1]["rescheduled"] == [
