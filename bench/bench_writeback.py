@@ -35,7 +35,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +81,6 @@ def config_text(url: str, data_dir: Path) -> str:
     return f"data_dir: {data_dir}\nplex:\n  url: {url}\n  token: {TOKEN}\n"
 
 
-def iso(epoch: int | None) -> str | None:
-    return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None
-
-
 @dataclass
 class Library:
     """The decided picture every scenario starts from (store template + what Plex holds)."""
@@ -102,7 +97,7 @@ def build_library(tmp_path: Path) -> Library:
     from genred.pipeline.classify import classify
     from genred.pipeline.decide import decide
     from genred.plugins import PluginContext
-    from genred.records import TRACK_COLUMNS, TrackRecord
+    from genred.records import TRACK_COLUMNS
     from genred.store import Store, utcnow
     from genred_plugins.taxonomy_classifier import TaxonomyClassifier, TaxonomySettings
     from tests.emulators.plex import PlexLibrary
@@ -115,29 +110,7 @@ def build_library(tmp_path: Path) -> Library:
     started = time.perf_counter()
     now = utcnow()
     rows = []
-    for track in lib.tracks.values():
-        album, artist = lib.albums[track.album_key], lib.artists[track.artist_key]
-        record = TrackRecord(
-            source="plex",
-            source_id=str(track.rating_key),
-            title=track.title,
-            artist=track.original_title or artist.title,
-            album=album.title,
-            album_artist=artist.title,
-            album_source_id=str(album.rating_key),
-            artist_source_id=str(artist.rating_key),
-            path=track.file,
-            track_no=track.index,
-            disc_no=track.disc,
-            year=track.year,
-            duration_ms=track.duration_ms,
-            genres=tuple(track.genres),
-            moods=tuple(track.moods),
-            album_genres=tuple(album.genres),
-            artist_genres=tuple(artist.genres),
-            source_added_at=iso(track.added_at),
-            source_updated_at=iso(track.updated_at),
-        )
+    for record in lib.track_records():
         row = record.to_row()
         rows.append((*(row[c] for c in TRACK_COLUMNS), now, now, now))
     columns = [*TRACK_COLUMNS, "first_seen_at", "changed_at", "synced_at"]

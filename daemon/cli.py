@@ -17,7 +17,13 @@ from .commands.context import (
     pass_state,
     table,
 )
-from .config import Config, ConfigError, load_config, locate, world_readable_secret_warning
+from .config import (
+    ConfigError,
+    check_taxonomy,
+    load_config,
+    locate,
+    world_readable_secret_warning,
+)
 
 
 @click.group(cls=GenredGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,21 +72,6 @@ def config_check(state: AppState) -> None:
             if info is not None and info.error:
                 click.echo(f"warning: {info.error}", err=True)
     click.echo(f"{path}: ok")
-
-
-def check_taxonomy(config: Config) -> None:
-    """The taxonomy additions must load: an alias to an unknown genre is a config error."""
-    from .taxonomy import TaxonomyError, taxonomy_from_config
-
-    try:
-        taxonomy_from_config(config.taxonomy)
-    except TaxonomyError as exc:
-        # Messages read "taxonomy.aliases: 8-bit: target 'X' is not a known genre".
-        parts = str(exc).removeprefix("taxonomy.").split(": ")
-        path: tuple[str | int, ...] = ("taxonomy",)
-        while len(parts) > 1 and (*path, parts[0]) in config.source.lines:
-            path = (*path, parts.pop(0))
-        raise ConfigError([config.source.issue(path, ": ".join(parts))]) from None
 
 
 # --------------------------------------------------------------------------- plugins

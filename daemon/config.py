@@ -605,3 +605,18 @@ def world_readable_secret_warning(file: Path, text: str) -> str | None:
             f"run: chmod 600 {file}, or use ${{ENV_VAR}} references"
         )
     return None
+
+
+def check_taxonomy(config: Config) -> None:
+    """The taxonomy additions must load: an alias to an unknown genre is a config error."""
+    from .taxonomy import TaxonomyError, taxonomy_from_config  # only when checked
+
+    try:
+        taxonomy_from_config(config.taxonomy)
+    except TaxonomyError as exc:
+        # Messages read "taxonomy.aliases: 8-bit: target 'X' is not a known genre".
+        parts = str(exc).removeprefix("taxonomy.").split(": ")
+        path: tuple[str | int, ...] = ("taxonomy",)
+        while len(parts) > 1 and (*path, parts[0]) in config.source.lines:
+            path = (*path, parts.pop(0))
+        raise ConfigError([config.source.issue(path, ": ".join(parts))]) from None

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, check_taxonomy, load_config
 from .errors import GenredError, StageBusy
 from .locks import InstanceLock
 from .logs import configure_logging, get_logger
@@ -402,7 +402,6 @@ class Service:
 
 def _check_whole(config: Config) -> None:
     """What `genred config check` checks: plugin sections and the taxonomy additions."""
-    from .cli import check_taxonomy
     from .plugins import discover, validate_plugin_settings
 
     validate_plugin_settings(config, discover())

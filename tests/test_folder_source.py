@@ -28,6 +28,7 @@ from genred.store import Store, state
 from genred_plugins import folder_source
 from genred_plugins.folder_source import FolderSource, FolderSourceConfig
 from tests.conftest import FIXTURES
+from tests.stored import track_rows
 
 AUDIO = FIXTURES / "audio"
 WESNOTH = AUDIO / "debian" / "wesnoth_revelation.ogg"
@@ -91,19 +92,6 @@ def write_wav(dest: Path, seconds: float = 1.0) -> Path:
     return dest
 
 
-def rows(store: Store) -> dict[str, dict[str, Any]]:
-    """Every stored track by source id (its path), lists decoded."""
-    cur = store.conn.execute("SELECT * FROM tracks")
-    names = [d[0] for d in cur.description]
-    out = {}
-    for values in cur:
-        row = dict(zip(names, values, strict=True))
-        for name in ("genres", "moods", "album_genres", "artist_genres"):
-            row[name] = json.loads(row[name])
-        out[row["source_id"]] = row
-    return out
-
-
 def bump_mtime(path: Path, seconds: int = 10) -> None:
     """Move the mtime on, so a change shows whatever the file system's time resolution."""
     info = path.stat()
@@ -157,7 +145,7 @@ def test_full_scan_stores_tracks_with_their_tags(music: Path, store: Store) -> N
     result = sync(store, "folder", folder_source_for(music), full=True)
 
     assert (result.full, result.seen, result.added, result.removed) == (True, 5, 5, 0)
-    stored = rows(store)
+    stored = track_rows(store)
     assert set(stored) == {str(p) for p in (revelation, trumpet, mp3, untagged, silence)}
     row = stored[str(trumpet)]
     assert {k: row[k] for k in ("source", "path", "title", "artist", "album", "album_artist")} == {
@@ -219,7 +207,7 @@ def test_album_and_artist_ids_ignore_case_and_spacing(music: Path, store: Store)
     two = copy(TRUMPET, music / "b.ogg", title="B", artist="the band", album="first light")
     other = copy(TRUMPET, music / "c.ogg", title="C", artist="The Band", album="Second")
     sync(store, "folder", folder_source_for(music), full=True)
-    stored = rows(store)
+    stored = track_rows(store)
     assert stored[str(one)]["album_source_id"] == stored[str(two)]["album_source_id"]
     assert stored[str(one)]["artist_source_id"] == stored[str(other)]["artist_source_id"]
     assert stored[str(one)]["album_source_id"] != stored[str(other)]["album_source_id"]
@@ -233,7 +221,7 @@ def test_rescan_without_changes_reads_no_tags(
     source = folder_source_for(music, page_size=3)
     clock = Clock()
     sync(store, "folder", source, full=True, clock=clock)
-    before = rows(store)
+    before = track_rows(store)
     reads = count_reads(monkeypatch)
 
     pages = list(
@@ -247,7 +235,7 @@ def test_rescan_without_changes_reads_no_tags(
     result = sync(store, "folder", source, full=True, clock=clock)
     assert (result.seen, result.added, result.changed, result.unchanged) == (7, 0, 0, 7)
     assert reads == [] and result.changed_track_ids == []
-    after = rows(store)
+    after = track_rows(store)
     assert all(after[k]["changed_at"] == before[k]["changed_at"] for k in before)
     assert all(after[k]["synced_at"] > before[k]["synced_at"] for k in before)
 
@@ -259,7 +247,7 @@ def test_tag_edit_gives_a_changed_record(
     copy(TRUMPET, music / "other.ogg", title="Other")
     source, clock = folder_source_for(music), Clock()
     sync(store, "folder", source, full=True, clock=clock)
-    before = rows(store)[str(edited)]
+    before = track_rows(store)[str(edited)]
 
     audio = mutagen.File(edited, easy=True)
     audio["genre"] = ["Jazz", "Dub"]
@@ -273,7 +261,7 @@ def test_tag_edit_gives_a_changed_record(
     assert (result.added, result.changed, result.unchanged) == (0, 1, 1)
     assert result.changed_track_ids == [before["id"]]
     assert reads == [str(edited)]  # only the changed file was read
-    after = rows(store)[str(edited)]
+    after = track_rows(store)[str(edited)]
     assert (after["title"], after["genres"]) == ("After", ["Jazz", "Dub"])
     assert after["source_updated_at"] != before["source_updated_at"]
     assert after["changed_at"] > before["changed_at"]
@@ -294,7 +282,7 @@ def test_unreadable_files_are_listed_by_their_path_and_empty_ones_skipped(
     with structlog.testing.capture_logs() as logs:
         result = sync(store, "folder", folder_source_for(music), full=True)
 
-    stored = rows(store)
+    stored = track_rows(store)
     listed = {Path(p).name for p in stored}
     assert listed == {"01 corrupt.mp3", "02 truncated.ogg", "03 notes.flac", "loose.wma", good.name}
     assert result.added == 5
@@ -315,8 +303,8 @@ def test_unreadable_files_are_listed_by_their_path_and_empty_ones_skipped(
     # A file emptied later (being rewritten) is neither read nor removed.
     (album / "05 good.ogg").write_bytes(b"")
     result = sync(store, "folder", folder_source_for(music), full=True)
-    assert result.removed == 0 and rows(store)[str(good)]["removed"] == 0
-    assert rows(store)[str(good)]["title"] == "Good"
+    assert result.removed == 0 and track_rows(store)[str(good)]["removed"] == 0
+    assert track_rows(store)[str(good)]["title"] == "Good"
 
 
 def test_unreadable_folder_is_skipped_and_its_tracks_kept(
@@ -347,7 +335,7 @@ def test_unreadable_folder_is_skipped_and_its_tracks_kept(
     with structlog.testing.capture_logs() as logs:
         result = sync(store, "folder", source, full=True, clock=clock)
     assert result.added == 1 and result.removed == 0
-    stored = rows(store)
+    stored = track_rows(store)
     assert stored[str(added)]["removed"] == 0 and stored[str(outside)]["removed"] == 0
     assert stored[str(inside)]["removed"] == 0  # exists, only unreadable: not gone
     (skip,) = [e for e in logs if e["event"] == "cannot read folder, skipped"]
@@ -364,7 +352,7 @@ def test_folder_without_permissions_is_skipped(music: Path, store: Store) -> Non
         result = sync(store, "folder", folder_source_for(music), full=True)
     finally:
         locked.chmod(0o755)
-    assert result.added == 1 and set(rows(store)) == {str(outside)}
+    assert result.added == 1 and set(track_rows(store)) == {str(outside)}
 
 
 def test_hidden_files_other_extensions_and_symlinks(
@@ -380,12 +368,12 @@ def test_hidden_files_other_extensions_and_symlinks(
     (music / "loop").symlink_to(music)
 
     sync(store, "folder", folder_source_for(music), full=True)
-    assert set(rows(store)) == {str(kept)}
+    assert set(track_rows(store)) == {str(kept)}
 
     source = folder_source_for(music, follow_symlinks=True, extensions=["OGG", "txt"])
     assert source.extensions == {".ogg", ".txt"}
     sync(store, "folder", source, full=True)
-    assert set(rows(store)) == {
+    assert set(track_rows(store)) == {
         str(kept),
         str(music / "kept.txt"),  # not audio: listed by its path
         str(music / "link.ogg"),  # the link's own path, not resolved
@@ -442,14 +430,14 @@ def test_paths_limited_sync_lists_only_under_the_paths(music: Path, store: Store
     result = sync(store, "folder", source, paths=[str(music / "A")], clock=clock)
 
     assert (result.full, result.seen, result.added, result.unchanged) == (False, 2, 1, 1)
-    stored = rows(store)
+    stored = track_rows(store)
     assert str(new_a) in stored and str(new_b) not in stored
     assert stored[str(first)]["synced_at"] == clock.now.isoformat(timespec="microseconds")
     assert {k: state.get(store, state_key("folder", k)) for k in states} == states
     assert state.get(store, state_key("folder", "pending_full")) is None
 
     result = sync(store, "folder", source, paths=[str(new_b)], clock=clock)  # one file
-    assert (result.seen, result.added) == (1, 1) and str(new_b) in rows(store)
+    assert (result.seen, result.added) == (1, 1) and str(new_b) in track_rows(store)
 
 
 def test_paths_limited_sync_marks_deleted_files_removed(music: Path, store: Store) -> None:
@@ -464,7 +452,7 @@ def test_paths_limited_sync_marks_deleted_files_removed(music: Path, store: Stor
 
     clock.now += timedelta(hours=1)
     result = sync(store, "folder", source, paths=[str(music / "A") + "/"], clock=clock)
-    stored = rows(store)
+    stored = track_rows(store)
     assert result.removed == 1
     assert stored[str(gone_a)]["removed"] == 1
     assert stored[str(kept_a)]["removed"] == 0
@@ -472,11 +460,11 @@ def test_paths_limited_sync_marks_deleted_files_removed(music: Path, store: Stor
     assert stored[str(gone_b)]["removed"] == 0
 
     result = sync(store, "folder", source, paths=[str(gone_file)], clock=clock)
-    assert result.removed == 1 and rows(store)[str(gone_file)]["removed"] == 1
+    assert result.removed == 1 and track_rows(store)[str(gone_file)]["removed"] == 1
 
     shutil.rmtree(music / "B")  # the deleted folder itself is the path
     result = sync(store, "folder", source, paths=[str(music / "B")], clock=clock)
-    assert result.removed == 1 and rows(store)[str(gone_b)]["removed"] == 1
+    assert result.removed == 1 and track_rows(store)[str(gone_b)]["removed"] == 1
 
 
 def test_path_outside_the_configured_folders_is_ignored(music: Path, tmp_path: Path) -> None:
@@ -521,7 +509,7 @@ def test_unmounted_folder_removes_nothing(music: Path, store: Store, tmp_path: P
     with structlog.testing.capture_logs() as logs:
         result = sync(store, "folder", source, full=True, clock=clock)
     assert (result.seen, result.removed) == (0, 0)
-    assert rows(store)[str(track)]["removed"] == 0
+    assert track_rows(store)[str(track)]["removed"] == 0
     assert any(e["event"].startswith("music folder not found") for e in logs)
 
 

@@ -56,31 +56,7 @@ TAXONOMY = default_taxonomy()
 
 def records_of(lib: PlexLibrary) -> list[TrackRecord]:
     """The library's tracks as the plex source reports them."""
-    out = []
-    for key in sorted(lib.tracks):
-        track = lib.tracks[key]
-        album, artist = lib.albums[track.album_key], lib.artists[track.artist_key]
-        out.append(
-            TrackRecord(
-                "plex",
-                str(key),
-                title=track.title,
-                artist=track.original_title or artist.title,
-                album=album.title,
-                album_artist=artist.title,
-                album_source_id=str(album.rating_key),
-                artist_source_id=str(artist.rating_key),
-                path=track.file,
-                track_no=track.index,
-                disc_no=track.disc,
-                year=track.year or album.year,
-                genres=tuple(track.genres),
-                album_genres=tuple(album.genres),
-                artist_genres=tuple(artist.genres),
-                source_updated_at=str(track.updated_at),
-            )
-        )
-    return out
+    return lib.track_records()
 
 
 class ListSource:

@@ -33,6 +33,7 @@ from genred_plugins.plex_source import PlexSource, PlexSourceConfig
 from tests.conftest import FIXTURES
 from tests.emulators.plex import Faults, PlexEmulator, PlexLibrary, RequestRecord, Track
 from tests.emulators.plex.model import TRACK
+from tests.stored import track_rows
 
 FAST = RetrySettings(attempts=8, backoff_initial=0.001, backoff_max=0.01)
 PAGE = 200  # listing page size in these tests: the 2,015-track library is 11 pages
@@ -88,22 +89,9 @@ def expected(lib: PlexLibrary, track: Track) -> dict[str, Any]:
     }
 
 
-def rows(store: Store) -> dict[str, dict[str, Any]]:
-    """Every stored track by source id, lists decoded."""
-    cur = store.conn.execute("SELECT * FROM tracks")
-    names = [d[0] for d in cur.description]
-    out = {}
-    for values in cur:
-        row = dict(zip(names, values, strict=True))
-        for name in ("genres", "moods", "album_genres", "artist_genres"):
-            row[name] = json.loads(row[name])
-        out[row["source_id"]] = row
-    return out
-
-
 def assert_store_matches(store: Store, lib: PlexLibrary) -> dict[str, dict[str, Any]]:
     """Every live track of the library is stored, active, with exactly its data."""
-    stored = rows(store)
+    stored = track_rows(store)
     live = [lib.tracks[k] for k in lib.ordered(TRACK)]
     for track in live:
         row = stored[str(track.rating_key)]
@@ -184,7 +172,7 @@ def test_stage_bumps_changed_at_only_for_real_changes(store: Store) -> None:
     first = ScriptedSource([SourcePage(["1", "2", "3"], [record("1"), record("2"), record("3")])])
     result = sync(store, "plex", first, full=True, clock=clock)
     assert (result.added, result.changed, result.unchanged) == (3, 0, 0)
-    before = rows(store)
+    before = track_rows(store)
 
     clock.now += timedelta(hours=1)
     page = SourcePage(
@@ -192,7 +180,7 @@ def test_stage_bumps_changed_at_only_for_real_changes(store: Store) -> None:
         [record("1", genres=("Rock", "Dub")), record("2", source_updated_at="u2")],
     )
     result = sync(store, "plex", ScriptedSource([page]), full=True, clock=clock)
-    after = rows(store)
+    after = track_rows(store)
     assert (result.added, result.changed, result.unchanged) == (0, 1, 2)
     assert result.changed_track_ids == [before["1"]["id"]]
     assert after["1"]["genres"] == ["Rock", "Dub"]
@@ -231,26 +219,26 @@ def test_stage_removes_only_what_the_source_confirms_gone(store: Store) -> None:
     result = sync(
         store, "plex", ScriptedSource([SourcePage(["1"])], present={"3"}), full=True, clock=clock
     )
-    stored = rows(store)
+    stored = track_rows(store)
     assert result.removed == 1
     assert (stored["2"]["removed"], stored["3"]["removed"]) == (1, 0)
     assert stored["2"]["removed_at"] == clock.now.isoformat(timespec="microseconds")
     clock.now += timedelta(hours=1)
     result = sync(store, "plex", ScriptedSource([SourcePage(["1", "2"])]), full=True, clock=clock)
-    assert result.restored == 1 and rows(store)["2"]["removed"] == 0
+    assert result.restored == 1 and track_rows(store)["2"]["removed"] == 0
     assert result.changed_track_ids == [stored["2"]["id"]]
 
 
 def test_stage_commits_whole_pages_only(store: Store) -> None:
     clock = Clock()
     sync(store, "plex", ScriptedSource([SourcePage(["1"], [record("1")])]), clock=clock)
-    before = rows(store)
+    before = track_rows(store)
     clock.now += timedelta(hours=1)
     bad = record("9", title=object())  # SQLite cannot store it: the page fails mid-write
     pages = [SourcePage(["2"], [record("2")], cursor={"n": 1}), SourcePage(["1", "9"], [bad])]
     with pytest.raises(Exception, match=r"type 'object' is not supported|binding parameter"):
         sync(store, "plex", ScriptedSource(pages), full=True, clock=clock)
-    after = rows(store)
+    after = track_rows(store)
     assert set(after) == {"1", "2"}  # page 1 committed, page 2 not at all:
     assert after["1"]["synced_at"] == before["1"]["synced_at"]  # its touch was rolled back
     assert state.get(store, state_key("plex", "pending_full"))["cursor"] == {"n": 1}
@@ -270,7 +258,7 @@ def test_stage_stops_between_pages_when_cancelled_and_resumes(store: Store) -> N
 
     with pytest.raises(Cancelled, match="sync: stopped for shutdown"):
         sync(store, "plex", source, progress=CancelAfterFirstPage(), clock=clock, cancel=cancel)
-    assert set(rows(store)) == {"1"}  # page 1 committed, page 2 never asked for
+    assert set(track_rows(store)) == {"1"}  # page 1 committed, page 2 never asked for
     pending = state.get(store, state_key("plex", "pending_full"))
     assert pending["cursor"] == {"n": 1}
     assert state.get(store, state_key("plex", "last")) is None
@@ -279,7 +267,7 @@ def test_stage_stops_between_pages_when_cancelled_and_resumes(store: Store) -> N
     result = sync(store, "plex", source, clock=clock, cancel=threading.Event())
     assert source.requests[-1].resume == {"n": 1}  # the same full scan, continued
     assert (result.full, result.added, result.removed) == (True, 1, 0)
-    assert set(rows(store)) == {"1", "2"}
+    assert set(track_rows(store)) == {"1", "2"}
     assert state.get(store, state_key("plex", "pending_full")) is None
 
 
@@ -415,7 +403,7 @@ def test_removed_tracks_are_marked_never_deleted_and_restored(
     assert sync(store, "plex", source, full=False).removed == 0  # only a full scan removes
     emu.clear_requests()
     result = sync(store, "plex", source, full=True)
-    stored = rows(store)
+    stored = track_rows(store)
     assert result.removed == 1 and len(stored) == 2015  # marked, not deleted
     assert stored[str(gone.rating_key)]["removed"] == 1
     assert stored[str(gone.rating_key)]["removed_at"]
@@ -429,7 +417,7 @@ def test_removed_tracks_are_marked_never_deleted_and_restored(
     gone.removed = False
     lib.invalidate_order()
     result = sync(store, "plex", source, full=True)
-    row = rows(store)[str(gone.rating_key)]
+    row = track_rows(store)[str(gone.rating_key)]
     assert result.restored == 1 and row["removed"] == 0 and row["removed_at"] is None
     assert row["id"] in result.changed_track_ids
 
@@ -445,7 +433,7 @@ def test_interrupted_full_sync_resumes_where_it_stopped(
     with pytest.raises(KeyboardInterrupt):
         sync(store, "plex", source, full=True, progress=CrashAfter(4))
     pending = state.get(store, state_key("plex", "pending_full"))
-    assert len(rows(store)) == 4 * PAGE and pending["cursor"]["offset"] == 4 * PAGE
+    assert len(track_rows(store)) == 4 * PAGE and pending["cursor"]["offset"] == 4 * PAGE
     first_run = starts(listings(emu))
     first_details = set().union(*detail_ids(emu)) & track_keys(lib)
     emu.clear_requests()
@@ -494,7 +482,7 @@ def test_server_outage_mid_sync_then_resume(plex_emulator: PlexEmulator, store: 
 
     with pytest.raises(PlexUnreachable, match=r"Plex kept failing while .*503"):
         sync(store, "plex", source, full=True, progress=CrashAfter(3, outage))
-    assert len(rows(store)) == 3 * PAGE
+    assert len(track_rows(store)) == 3 * PAGE
     emu.faults = Faults()
     result = sync(store, "plex", source, full=True)
     assert result.added == len(lib) - 3 * PAGE and result.removed == 0

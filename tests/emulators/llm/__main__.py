@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 
+from ..http import serve_until_signal
 from .clock import ScaledClock
 from .models import DEFAULT_MODELS, ModelSpec, model_table
 from .noise import KINDS, Noise
@@ -124,11 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    emulator.stop()
+    serve_until_signal(emulator)
     return 0
 
 

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ..http import EmulatorServer, ThreadedEmulator, send_reply
 from . import recorded
 from .models import ModelSpec, model_table
 from .noise import Noise, NoiseInjector
@@ -113,17 +111,10 @@ def _json(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False).encode("utf-8")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-    emulator: LLMEmulator
-
-
 class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # see the Plex emulator: no 40 ms Nagle + delayed ACK
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: EmulatorServer
 
     def log_message(self, format: str, *args: object) -> None:
         """Silent: the emulator keeps its own request log."""
@@ -134,23 +125,12 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.server.emulator.respond(
             self.command, self.path, dict(self.headers.items()), body
         )
-        if reply is None:  # dropped connection: close without a byte of answer
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(reply.body)
+        send_reply(self, reply)  # None: a dropped connection
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 
 
-class LLMEmulator:
+class LLMEmulator(ThreadedEmulator):
     """Groq (and any OpenAI-compatible server) for tests: the real groq and openai SDKs talk
     to it. `groq.Groq(base_url=emu.url, api_key=emu.key)` (the SDK adds /openai/v1 itself);
     `openai.OpenAI(base_url=emu.url + "/v1", api_key=emu.key)`.
@@ -160,6 +140,9 @@ class LLMEmulator:
     limits; `clock` drives the limits, `created` and the log (pass a `FakeClock` to run an
     hour of traffic in milliseconds); `key=None` accepts any or no Authorization.
     """
+
+    handler = _Handler
+    thread_name = "llm-emulator"
 
     def __init__(
         self,
@@ -182,60 +165,14 @@ class LLMEmulator:
             self.models = {k: m.with_limits(limits) for k, m in self.models.items()}
         self.clock = clock
         self.organization = organization
-        self._host, self._port = host, port
+        self._init_http(host, port)
         self._lock = threading.RLock()
         self._budgets = {k: ModelBudget(m.limits) for k, m in self.models.items()}
         self._injector = NoiseInjector(noise or Noise())
         self._ids = random.Random(seed)
         self._log: list[LLMRequestRecord] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> LLMEmulator:
-        """Listen on host:port (port 0: a free one) in a background thread."""
-        if self._server is None:
-            self._server = _Server((self._host, self._port), _Handler)
-            self._server.emulator = self
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="llm-emulator",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = self._thread = None
-
-    def __enter__(self) -> LLMEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """The groq SDK's base_url (it appends /openai/v1 to every path)."""
-        return f"http://{self._host}:{self.port}"
 
     @property
     def openai_base_url(self) -> str:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from genred.records import TrackRecord
 
 from .model import ALBUM, ARTIST, TRACK, Album, Artist, Item, Playlist, Track
 
@@ -285,6 +290,42 @@ class PlexLibrary:
                 artist.removed = True
                 self._order.pop(ARTIST, None)
 
+    def track_records(self) -> list[TrackRecord]:
+        """Every track as genred's plex source reports it (full tag lists), by rating key.
+
+        For tests and benchmarks that fill a store without going through a sync.
+        """
+        from genred.records import TrackRecord
+
+        out = []
+        for key in sorted(self.tracks):
+            track = self.tracks[key]
+            album, artist = self.albums[track.album_key], self.artists[track.artist_key]
+            out.append(
+                TrackRecord(
+                    source="plex",
+                    source_id=str(key),
+                    title=track.title,
+                    artist=track.original_title or artist.title,
+                    album=album.title,
+                    album_artist=artist.title,
+                    album_source_id=str(album.rating_key),
+                    artist_source_id=str(artist.rating_key),
+                    path=track.file,
+                    track_no=track.index,
+                    disc_no=track.disc,
+                    year=track.year or album.year,
+                    duration_ms=track.duration_ms,
+                    genres=tuple(track.genres),
+                    moods=tuple(track.moods),
+                    album_genres=tuple(album.genres),
+                    artist_genres=tuple(artist.genres),
+                    source_added_at=_iso(track.added_at),
+                    source_updated_at=_iso(track.updated_at),
+                )
+            )
+        return out
+
     def audio_path_map(self) -> dict[str, Path]:
         """Folder-level {Plex prefix: local folder} for the real audio (a client's path_map)."""
         folders: dict[str, Path] = {}
@@ -313,3 +354,7 @@ def dedupe_tags(tags: Iterable[str]) -> list[str]:
 
 def _uuid(hex32: str) -> str:
     return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:32]}"
+
+
+def _iso(epoch: int | None) -> str | None:
+    return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+from ..http import EmulatorServer, ThreadedEmulator, send_reply
 from .edits import EditError, apply_edit, check_values, parse_edit
 from .faults import Fault, FaultInjector, Faults
 from .library import PlexLibrary, hex_id
@@ -63,19 +61,12 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-    emulator: PlexEmulator
-
-
 class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; without this, Nagle + delayed ACK hold
     # the body back ~40 ms per small answer, which would make every client look slow.
     disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: EmulatorServer
 
     def log_message(self, format: str, *args: object) -> None:
         """Silent: the emulator keeps its own request log."""
@@ -89,29 +80,21 @@ class _Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         reply = self.server.emulator.respond(self.command, self.path, dict(self.headers.items()))
-        if reply is None:  # dropped-connection fault: close without a byte of answer
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(reply.body)
+        send_reply(self, reply)  # None: a dropped connection
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _serve
 
 
-class PlexEmulator:
+class PlexEmulator(ThreadedEmulator):
     """A Plex Media Server for tests: plexapi talks to it as to a real one.
 
     `scan_roots` maps Plex-side folders to local ones for `section.update(path=…)`;
     `listing_tag_limit` truncates tags in listings as PMS does (full lists in
     `/library/metadata/{id}`); `tag_edit_mode` picks what indexed tag edits do (see README).
     """
+
+    handler = _Handler
+    thread_name = "plex-emulator"
 
     def __init__(
         self,
@@ -146,60 +129,17 @@ class PlexEmulator:
         )
         self.scans: list[ScanResult] = []
         self.notifications = NotificationHub()
-        self._host, self._port = host, port
+        self._init_http(host, port)
         self._injector = FaultInjector(faults or Faults())
         self._lock = threading.RLock()
         self._log: list[RequestRecord] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._pending_scans = 0
         self._scanned_at: int | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> PlexEmulator:
-        """Listen on host:port (port 0: a free one) in a background thread."""
-        if self._server is None:
-            self._server = _Server((self._host, self._port), _Handler)
-            self._server.emulator = self
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="plex-emulator",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self.notifications.disconnect_all()
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = self._thread = None
-
-    def __enter__(self) -> PlexEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self.port}"
+    def _before_stop(self) -> None:
+        self.notifications.disconnect_all()
 
     @property
     def section_id(self) -> int:
