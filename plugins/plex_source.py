@@ -31,10 +31,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from genred.config import PlexConfig, parse_duration
 from genred.errors import GenredError
 from genred.logs import get_logger
+from genred.paths import reverse_map_path
 from genred.plugins import PluginContext
 from genred.records import ScanRequest, SourcePage, TrackRecord
 
-from .plex_common import RetrySettings, call, connect, music_sections, reverse_map_path
+from .plex_common import RetrySettings, call, connect, music_sections
 
 log = get_logger("genred.plex.source")
 

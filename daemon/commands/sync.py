@@ -93,7 +93,7 @@ def plex_check(state: AppState, sample: int) -> None:
 
     Reads the paths stored by the last sync. Exits 1 when some files are unreadable.
     """
-    from genred_plugins.plex_common import map_path
+    from ..paths import map_path
 
     config = state.config()
     if config.plex is None:

@@ -1,0 +1,43 @@
+"""Where a track's audio file is on this machine.
+
+A source reports paths as it sees them (Plex: the server's paths); `plex.path_map`
+rewrites their prefixes to where genred can read the same files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .records import TrackRecord
+
+
+def map_path(path: str | None, path_map: dict[str, str]) -> str | None:
+    """Apply the longest matching `plex_prefix → local_prefix` rule."""
+    if path is None:
+        return None
+    for prefix in sorted(path_map, key=len, reverse=True):
+        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+            return path_map[prefix].rstrip("/") + path[len(prefix.rstrip("/")) :]
+    return path
+
+
+def reverse_map_path(path: str, path_map: dict[str, str]) -> str:
+    """The Plex path of a local `path`: `map_path` backwards, the longest local prefix wins."""
+    by_local = sorted(path_map.items(), key=lambda rule: len(rule[1].rstrip("/")), reverse=True)
+    for plex_prefix, local_prefix in by_local:
+        local_prefix = local_prefix.rstrip("/")
+        if path == local_prefix or path.startswith(local_prefix + "/"):
+            return plex_prefix.rstrip("/") + path[len(local_prefix) :]
+    return path
+
+
+def local_audio_path(track: TrackRecord, config: Config) -> Path | None:
+    """The local path of `track`'s audio (Plex paths through `plex.path_map`), or None."""
+    if not track.path:
+        return None
+    if track.source == "plex" and config.plex is not None:
+        return Path(map_path(track.path, config.plex.path_map) or track.path)
+    return Path(track.path)
