@@ -34,35 +34,32 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from genred.errors import LLMAnswerError, LLMRequestTooLarge, LLMUnavailable, raise_if_cancelled
-from genred.logs import get_logger
 from genred.plugins import PluginContext, PluginUnavailable, Unclassified
 from genred.records import Prediction, TrackRecord
-from genred.store import Store, utcnow
-from genred.taxonomy import taxonomy_from_config
+from genred.store import Store
+from genred.taxonomy import Taxonomy, taxonomy_from_config
 
+from . import llm_cache
+from .llm_asking import Budget, Tally, ask_entries, clamp
 from .llm_prompt import (
     ANSWER_SCHEMA,
+    ANSWER_TOKENS_PER_ITEM,
     MAX_LABEL,
+    MOOD_TOKENS_PER_ITEM,
     AnswerItem,
     Entry,
     Plan,
     album_key,
-    answer_budget,
     build_entries,
     check_answer,
     messages_for,
-    pack,
     plan_requests,
-    request_ids,
+    system_prompt,
 )
-
-log = get_logger("genred.classify")
 
 
 class LLMMetadataSettings(BaseModel):
@@ -83,20 +80,9 @@ class LLMMetadataSettings(BaseModel):
     batch_tracks: int = Field(
         5000, ge=1, description="tracks per classify batch (predictions are stored per batch)"
     )
-
-
-@dataclass
-class _Tally:
-    """What one classify call did, for its log line."""
-
-    entries: int = 0
-    cached: int = 0
-    requests: int = 0
-    answered: int = 0
-    left_out: int = 0
-    failed: int = 0
-    unknown_ids: int = 0
-    unknown_genres: Counter[str] = field(default_factory=Counter)
+    cache_days: int = Field(
+        180, ge=1, description="cached answers nobody read for this many days are deleted"
+    )
 
 
 class LLMMetadataClassifier:
@@ -117,17 +103,13 @@ class LLMMetadataClassifier:
                 default=str,
             ).encode()
         ).hexdigest()
+        self._expired = False
 
     # -- the LLM ----------------------------------------------------------------------------
 
     def llm(self) -> Any:
         """The enabled LLM plugin named by `llm` (PluginUnavailable says why not)."""
-        plugins = self.context.plugins
-        if plugins is None:
-            raise PluginUnavailable(
-                "llm-metadata needs the llm plugins; build it with load_plugins"
-            )
-        return plugins.get("llm", self.settings.llm)
+        return enabled_llm(self.context, self.settings.llm, "llm-metadata")
 
     def model(self) -> str:
         """The model answers come from: part of the cache key and of the version."""
@@ -173,137 +155,38 @@ class LLMMetadataClassifier:
         model = self.model()
         store = store or self.context.store
         s = self.settings
-        entries = build_entries(tracks, _album_mates(store, tracks) if store else None)
-        by_key: dict[str, list[Entry]] = {}  # equal entries: asked once, answered alike
-        for entry in entries:
-            by_key.setdefault(entry.cache_key(model, s.prompt_version, s.moods), []).append(entry)
-        tally = _Tally(entries=len(entries))
-        cached = _cache_get(store, set(by_key)) if store else {}
-        todo = [same[0] for key, same in by_key.items() if key not in cached]
-        keys = {id(same[0]): key for key, same in by_key.items()}
+        if store is not None and not self._expired:
+            self._expired = True  # once per daemon run is enough
+            llm_cache.expire(store, s.cache_days)
+        form = GenreForm(self, model)
+        tally = Tally()
         try:
-            for key, answer in cached.items():
-                tally.cached += len(by_key[key])
-                for entry in by_key[key]:
-                    yield from self._predictions(entry, answer, tally)
-            unavailable: Exception | None = None
-            for batch in pack(
-                todo,
-                max_items=s.max_items_per_request,
-                max_request_tokens=s.max_request_tokens,
-                max_answer_tokens=s.max_tokens,
-                moods=s.moods,
-            ):
-                if unavailable is None:
-                    raise_if_cancelled(cancel, "llm-metadata")
-                    got, errors = self._ask(llm, batch, cancel, tally, split=True)
-                    unavailable = next(
-                        (e for e in errors.values() if isinstance(e, LLMUnavailable)), None
-                    )  # the provider kept failing: ask no more in this batch of tracks
-                else:
-                    got, errors = {}, {id(e): unavailable for e in batch}
-                fresh = {keys[id(e)]: got[id(e)] for e in batch if id(e) in got}
-                if store and fresh:
-                    _cache_put(store, fresh, model, s.prompt_version)
-                for entry in batch:
-                    for same in by_key[keys[id(entry)]]:
-                        if id(entry) in got:
-                            yield from self._predictions(same, got[id(entry)], tally)
-                        else:
-                            tally.failed += 1
-                            yield from _unclassified(same, errors[id(entry)])
-        finally:
-            self._log(tally)
-
-    def _ask(
-        self,
-        llm: Any,
-        batch: list[Entry],
-        cancel: threading.Event | None,
-        tally: _Tally,
-        *,
-        split: bool,
-    ) -> tuple[dict[int, dict[str, Any]], dict[int, Exception]]:
-        """One request for `batch`: (answers by id(entry), errors by id(entry)).
-
-        Too large or no usable answer: each half once more (split=True), with twice the
-        answer tokens per item (an answer cut off at max_tokens is unusable, and a half
-        asks for as many tokens in all); provider unavailable: the whole batch fails.
-        Other errors (LLMBudgetExhausted, LLMAuthFailed, Cancelled, …) are raised.
-        """
-        s = self.settings
-        ids = dict(zip(request_ids(len(batch)), batch, strict=True))
-        answer = answer_budget(len(batch), s.moods, s.max_tokens) * (1 if split else 2)
-        tally.requests += 1
-        try:
-            result = llm.chat(
-                messages_for(batch, s.moods),
-                ANSWER_SCHEMA,
-                validate=check_answer,
-                max_tokens=min(answer, s.max_tokens),
+            yield from ask_entries(
+                form,
+                llm,
+                build_entries(tracks, album_mates(store, tracks) if store else None),
+                budget=Budget(s.max_items_per_request, s.max_request_tokens, s.max_tokens),
+                store=store,
+                model=model,
+                prompt_version=str(s.prompt_version),
                 cancel=cancel,
+                tally=tally,
             )
-        except (LLMRequestTooLarge, LLMAnswerError) as exc:
-            if split and len(batch) > 1:
-                log.warning(
-                    "llm-metadata request failed; asking in two halves",
-                    entries=len(batch),
-                    error=str(exc),
-                )
-                half = len(batch) // 2
-                first = self._ask(llm, batch[:half], cancel, tally, split=False)
-                second = self._ask(llm, batch[half:], cancel, tally, split=False)
-                return {**first[0], **second[0]}, {**first[1], **second[1]}
-            log.warning("llm-metadata request failed", entries=len(batch), error=str(exc))
-            return {}, {id(e): exc for e in batch}
-        except LLMUnavailable as exc:
-            log.warning("llm-metadata: the LLM is unavailable", entries=len(batch), error=str(exc))
-            return {}, {id(e): exc for e in batch}
-        answered: dict[int, dict[str, Any]] = {}
-        item: AnswerItem
-        for item in result.data:
-            entry = ids.get(item.id)
-            if entry is None or id(entry) in answered:
-                tally.unknown_ids += 1  # not an id we sent (or twice): ignored
-                continue
-            answered[id(entry)] = {"genres": item.genres, "moods": item.moods if s.moods else ()}
-        missing = LLMAnswerError(f"{llm_name(llm)} left this track out of its answer")
-        errors: dict[int, Exception] = {id(e): missing for e in batch if id(e) not in answered}
-        tally.left_out += len(errors)
-        return answered, errors
-
-    def _predictions(
-        self, entry: Entry, answer: dict[str, Any], tally: _Tally
-    ) -> Iterator[Prediction]:
-        tally.answered += 1
-        genres = self.genres(answer.get("genres", ()), tally.unknown_genres)
-        moods = self.moods(answer.get("moods", ())) if self.settings.moods else None
-        for track_id in entry.track_ids:
-            yield Prediction(track_id, "genre", genres)
-            if moods is not None:
-                yield Prediction(track_id, "mood", moods)
+        finally:
+            tally.log("llm-metadata batch")
 
     def genres(
         self, labels: Sequence[Sequence[Any]], unknown: Counter[str] | None = None
     ) -> tuple[tuple[str, float], ...]:
         """The answer's genres as taxonomy names, best first; unknown names dropped."""
-        best: dict[str, float] = {}
-        for name, confidence in labels:
-            matches = self.taxonomy.match(str(name)) if len(str(name)) <= MAX_LABEL else []
-            if not matches and unknown is not None:
-                unknown[str(name)] += 1
-            for match in matches:
-                score = round(_clamp(confidence) * match.confidence, 4)
-                if score >= self.settings.min_confidence and score > best.get(match.name, -1):
-                    best[match.name] = score
-        return tuple(sorted(best.items(), key=lambda kv: (-kv[1], kv[0])))
+        return canonical_genres(self.taxonomy, labels, self.settings.min_confidence, unknown)
 
     def moods(self, labels: Sequence[Sequence[Any]]) -> tuple[tuple[str, float], ...]:
         """The answer's moods (no mood taxonomy: trimmed, deduplicated, short words)."""
         best: dict[str, tuple[str, float]] = {}
         for name, confidence in labels:
             text = " ".join(str(name).split())
-            score = round(_clamp(confidence), 4)
+            score = round(clamp(confidence), 4)
             key = text.casefold()
             if not text or len(text) > 40 or not any(c.isalpha() for c in text):
                 continue
@@ -311,44 +194,83 @@ class LLMMetadataClassifier:
                 best[key] = (text, score)
         return tuple(sorted(best.values(), key=lambda kv: (-kv[1], kv[0])))
 
-    def _log(self, tally: _Tally) -> None:
-        if not tally.entries:
-            return
-        log.info(
-            "llm-metadata batch",
-            entries=tally.entries,
-            cached=tally.cached,
-            requests=tally.requests,
-            answered=tally.answered,
-            left_out=tally.left_out,
-            failed=tally.failed,
-            unknown_ids=tally.unknown_ids,
-            unknown_genres=sum(tally.unknown_genres.values()),
-            top_unknown=", ".join(n for n, _ in tally.unknown_genres.most_common(5)) or None,
-        )
+
+class GenreForm:
+    """The genre question of `genred_plugins.llm_prompt`, read through the taxonomy."""
+
+    schema = ANSWER_SCHEMA
+
+    def __init__(self, classifier: LLMMetadataClassifier, model: str) -> None:
+        self.classifier, self.model = classifier, model
+        moods = classifier.settings.moods
+        self.base_chars = len(system_prompt(moods)) + len('{"items":[]}')
+        self.per_item = ANSWER_TOKENS_PER_ITEM + (MOOD_TOKENS_PER_ITEM if moods else 0)
+
+    def cache_key(self, entry: Entry) -> str:
+        s = self.classifier.settings
+        return entry.cache_key(self.model, s.prompt_version, s.moods)
+
+    def messages(self, entries: Sequence[Entry]) -> list[dict[str, str]]:
+        return messages_for(entries, self.classifier.settings.moods)
+
+    def check(self, data: Any) -> list[AnswerItem]:
+        return check_answer(data)
+
+    def read(self, item: AnswerItem) -> dict[str, Any]:
+        moods = item.moods if self.classifier.settings.moods else ()
+        return {"genres": [list(g) for g in item.genres], "moods": [list(m) for m in moods]}
+
+    def predictions(self, entry: Entry, answer: Any, tally: Tally) -> Iterator[Prediction]:
+        tally.answered += 1
+        genres = self.classifier.genres(_labels(answer, "genres"), tally.unknown_names)
+        moods = None
+        if self.classifier.settings.moods:
+            moods = self.classifier.moods(_labels(answer, "moods"))
+        for track_id in entry.track_ids:
+            yield Prediction(track_id, "genre", genres)
+            if moods is not None:
+                yield Prediction(track_id, "mood", moods)
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def llm_name(llm: Any) -> str:
-    return str(getattr(llm, "name", None) or type(llm).__name__)
+def enabled_llm(context: PluginContext, name: str, who: str) -> Any:
+    """The enabled LLM plugin `name` (PluginUnavailable says why not)."""
+    if context.plugins is None:
+        raise PluginUnavailable(f"{who} needs the llm plugins; build it with load_plugins")
+    return context.plugins.get("llm", name)
 
 
-def _clamp(value: Any) -> float:
+def canonical_genres(
+    taxonomy: Taxonomy,
+    labels: Sequence[Sequence[Any]],
+    min_confidence: float,
+    unknown: Counter[str] | None = None,
+) -> tuple[tuple[str, float], ...]:
+    """`(name, confidence)` pairs as taxonomy names, best first; unknown names dropped
+    (and counted), confidences clamped, those under `min_confidence` left out."""
+    best: dict[str, float] = {}
+    for name, confidence in labels:
+        matches = taxonomy.match(str(name)) if len(str(name)) <= MAX_LABEL else []
+        if not matches and unknown is not None:
+            unknown[str(name)] += 1
+        for match in matches:
+            score = round(clamp(confidence) * match.confidence, 4)
+            if score >= min_confidence and score > best.get(match.name, -1):
+                best[match.name] = score
+    return tuple(sorted(best.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _labels(answer: Any, key: str) -> list[tuple[str, float]]:
+    """A cached or fresh answer's labels; anything malformed (an old cache row) is none."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return 0.0 if number != number else min(max(number, 0.0), 1.0)  # NaN → 0
+        return [(str(name), clamp(conf)) for name, conf in answer.get(key, ())]
+    except (TypeError, ValueError, AttributeError):
+        return []
 
 
-def _unclassified(entry: Entry, error: Exception) -> Iterator[Unclassified]:
-    for track_id in entry.track_ids:
-        yield Unclassified(track_id, error)
-
-
-def _album_mates(
+def album_mates(
     store: Store, tracks: Sequence[TrackRecord]
 ) -> dict[tuple[str, ...], list[TrackRecord]]:
     """Every stored, live track of the albums `tracks` belong to (by the source's album id)."""
@@ -372,53 +294,3 @@ def _album_mates(
                 if key is not None:
                     out.setdefault(key, []).append(track)
     return out
-
-
-def _cache_get(store: Store, keys: set[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), 500):
-        chunk = ordered[start : start + 500]
-        rows = store.conn.execute(
-            f"SELECT key, response FROM llm_cache WHERE key IN ({','.join('?' * len(chunk))})",
-            chunk,
-        )
-        for key, response in rows:
-            answer = _cached_answer(response)
-            if answer is not None:  # else unreadable: asked again, and overwritten
-                out[key] = answer
-    return out
-
-
-def _cached_answer(response: str) -> dict[str, Any] | None:
-    try:
-        data = json.loads(response)
-        return {
-            field: tuple((str(name), _clamp(conf)) for name, conf in data.get(field, ()))
-            for field in ("genres", "moods")
-        }
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
-def _cache_put(
-    store: Store, answers: dict[str, dict[str, Any]], model: str, prompt_version: int
-) -> None:
-    now = utcnow()
-    with store.transaction() as conn:
-        conn.executemany(
-            "INSERT OR REPLACE INTO llm_cache (key, model, prompt_version, response, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [
-                (
-                    key,
-                    model,
-                    str(prompt_version),
-                    json.dumps(
-                        {k: [list(x) for x in v] for k, v in answer.items()}, ensure_ascii=False
-                    ),
-                    now,
-                )
-                for key, answer in answers.items()
-            ],
-        )

@@ -285,14 +285,12 @@ def system_prompt(moods: bool) -> str:
     return SYSTEM.format(moods=MOODS_ON if moods else MOODS_OFF)
 
 
-def answer_budget(items: int, moods: bool, cap: int) -> int:
-    """The max_tokens of a request of `items` entries (`pack` keeps it within `cap`)."""
-    per_item = ANSWER_TOKENS_PER_ITEM + (MOOD_TOKENS_PER_ITEM if moods else 0)
+def answer_budget(items: int, moods: bool, cap: int, per_item: int | None = None) -> int:
+    """The max_tokens of a request of `items` entries (`pack` keeps it within `cap`);
+    `per_item` answer tokens per entry (default: a genre answer's)."""
+    if per_item is None:
+        per_item = ANSWER_TOKENS_PER_ITEM + (MOOD_TOKENS_PER_ITEM if moods else 0)
     return min(cap, ANSWER_TOKENS_BASE + items * per_item)
-
-
-def _answer_fits(items: int, moods: bool, cap: int) -> bool:
-    return answer_budget(items, moods, 1 << 30) <= cap
 
 
 def request_ids(count: int) -> list[str]:
@@ -302,13 +300,20 @@ def request_ids(count: int) -> list[str]:
 
 def messages_for(entries: Sequence[Entry], moods: bool) -> list[dict[str, str]]:
     """The chat messages asking about `entries`, their ids numbered from "1"."""
-    items = ",".join(e.wire(i) for e, i in zip(entries, request_ids(len(entries)), strict=True))
-    shared = dict(e.shared for e in entries if e.shared is not None)
-    albums = '"albums":' + _dumps(shared) + "," if shared else ""
     return [
         {"role": "system", "content": system_prompt(moods)},
-        {"role": "user", "content": "{" + albums + '"items":[' + items + "]}"},
+        {"role": "user", "content": user_content(entries)},
     ]
+
+
+def user_content(entries: Sequence[Entry], head: Mapping[str, Any] | None = None) -> str:
+    """`{…head, "albums": {…}, "items": [...]}`: the entries with ids from "1", and what
+    their compilations share, said once."""
+    items = ",".join(e.wire(i) for e, i in zip(entries, request_ids(len(entries)), strict=True))
+    shared = dict(e.shared for e in entries if e.shared is not None)
+    front = "".join(f"{_dumps(k)}:{_dumps(v)}," for k, v in (head or {}).items())
+    albums = '"albums":' + _dumps(shared) + "," if shared else ""
+    return "{" + front + albums + '"items":[' + items + "]}"
 
 
 def pack(
@@ -318,15 +323,22 @@ def pack(
     max_request_tokens: int,
     max_answer_tokens: int,
     moods: bool,
+    base_chars: int | None = None,
+    per_item: int | None = None,
 ) -> list[list[Entry]]:
     """Entries in order, as few requests as `max_items` and the token budgets allow.
 
     A request's tokens are counted as `genred.llm.estimate_tokens` counts them (prompt
     characters / 4 + its max_tokens), which is what the rate limiter reserves: at most
     `max_request_tokens`, of which the answer's at most `max_answer_tokens`. An entry too
-    large for any request goes alone.
+    large for any request goes alone. `base_chars` (the system message and the user
+    message's frame) and `per_item` (answer tokens per entry) default to a genre question's.
     """
-    base = len(system_prompt(moods)) + len('{"items":[]}')
+    base = base_chars if base_chars is not None else len(system_prompt(moods)) + len('{"items":[]}')
+
+    def budget(items: int, cap: int) -> int:
+        return answer_budget(items, moods, cap, per_item)
+
     requests: list[list[Entry]] = []
     current: list[Entry] = []
     shared: dict[str, dict[str, Any]] = {}
@@ -344,15 +356,13 @@ def pack(
     for entry in entries:
         size = added(entry)
         tokens = math.ceil((chars + size) / 4)
-        tokens += answer_budget(len(current) + 1, moods, max_answer_tokens)
+        tokens += budget(len(current) + 1, max_answer_tokens)
         # Two compilations of one name do not go into one request.
         clash = (
             entry.shared is not None
             and shared.get(entry.shared[0], entry.shared[1]) != (entry.shared[1])
         )
-        full = len(current) >= max_items or not _answer_fits(
-            len(current) + 1, moods, max_answer_tokens
-        )
+        full = len(current) >= max_items or budget(len(current) + 1, 1 << 30) > max_answer_tokens
         if current and (full or tokens > max_request_tokens or clash):
             requests.append(current)
             current, shared, chars = [], {}, base

@@ -6,12 +6,21 @@ freemusi.cc catalogue and their messy genre tags, plus the real audio files of
 the real `genred run` (as systemd would: with a notify socket, whose STATUS lines are
 shown). While it runs, a real audio file is copied into the watched folder, and the demo
 shows its genres appearing in (emulated) Plex through plexapi. Nothing real is touched.
+
+The `llm-metadata` classifier asks the LLM emulator (tests/emulators/llm: an
+OpenAI/Groq-compatible server whose oracle knows freemusi.cc's genres), unless
+GROQ_API_KEY is set: then it asks Groq itself, over a 300-track slice of the catalogue
+(a free tier classifies about 60 albums a minute). The `llm-labels` classifier runs the
+example preset config/prompts/focus.yaml; the demo says which LLM answered.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +29,7 @@ from pathlib import Path
 from plexapi.server import PlexServer
 
 from tests.daemon_process import DaemonProcess, runs, wait_until
+from tests.emulators.llm import UNLIMITED, GroundTruth, LLMEmulator
 from tests.emulators.plex import PlexEmulator, PlexLibrary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +37,8 @@ WORK = ROOT / ".demo"
 TOKEN = "demo-token-not-secret"
 SECRET = "demo-webhook-secret"
 NEW_FILE = ROOT.parent / "shared" / "fixtures" / "audio" / "debian" / "asc_machine_wars.mp3"
+LLM_KEY = "demo-llm-key-not-secret"
+FOCUS_GENRES = {"ambient", "classical", "new age", "downtempo"}  # the emulator's "Focus"
 
 CONFIG = """\
 # Written by `make demo`: genred against the EMULATED Plex server on {url}.
@@ -41,8 +53,21 @@ folders: [{music}]
 plugins:
   sources:
     plex: {{scan_wait: 60s}}
-  classifiers: [taxonomy]
+  classifiers:
+    taxonomy: {{}}
+    llm-metadata: {{}}
+    llm-labels: {{}}
+    tagger: {{seconds: 30}}   # the real fixture audio: genres and moods from the sound
+  llm:
+    groq:
+{llm}
   writeback: [plex]
+presets_dir: {prompts}
+decide:
+  mood_min_confidence: 0.1   # musicnn's tag probabilities are modest
+  cascade:                   # tags and the LLM first; the tagger only where they are unsure
+    - {{classifiers: [taxonomy, llm-metadata], accept: 0.7}}
+    - {{classifiers: [tagger]}}
 schedule:
   first_sync_after: 1s
 watch:
@@ -89,6 +114,42 @@ def genres_of(plex: PlexServer, keys: list[int]) -> dict[int, tuple[str, str, li
     return out
 
 
+def show_focus(plex: PlexServer, db: Path) -> None:
+    """The tracks genred labelled Focus, and that label as Plex now has it."""
+    with sqlite3.connect(db) as conn:
+        keys = [
+            int(key)
+            for (key,) in conn.execute(
+                "SELECT t.source_id FROM decisions d JOIN tracks t ON t.id = d.track_id "
+                "WHERE d.labels LIKE '%\"Focus\"%' ORDER BY t.id"
+            )
+        ]
+    print(f"\nThe preset 'Focus' (config/prompts/focus.yaml) labelled {len(keys):,} tracks, e.g.:")
+    for key in keys[:: max(1, len(keys) // 3)][:3]:
+        item = plex.fetchItem(key)
+        labels = ", ".join(label.tag for label in item.labels)
+        print(f"  {item.grandparentTitle} – {item.title}: Plex labels {labels}")
+
+
+def show_tagger(plex: PlexServer, db: Path) -> None:
+    """What the audio tagger heard in the real fixture files, and the moods Plex now has."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT t.source_id, t.title, p.label_set, p.labels FROM predictions p "
+            "JOIN tracks t ON t.id = p.track_id WHERE p.classifier = 'tagger' "
+            "AND p.label_set IN ('genre', 'mood') ORDER BY t.id, p.label_set"
+        ).fetchall()
+    heard: dict[str, dict[str, str]] = {}
+    for key, title, label_set, labels in rows:
+        names = ", ".join(f"{n} {c:.2f}" for n, c in json.loads(labels)[:3]) or "-"
+        heard.setdefault(key, {"title": title})[label_set] = names
+    print(f"\nThe audio tagger (musicnn, offline) on the {len(heard)} real audio files:")
+    for key, said in list(heard.items())[:8]:
+        moods = ", ".join(m.tag for m in plex.fetchItem(int(key)).moods) or "-"
+        print(f"  {said['title'][:40]:40}  genres {said.get('genre', '-')}")
+        print(f"  {'':40}  moods  {said.get('mood', '-')}  → Plex moods: {moods}")
+
+
 class StatusPrinter:
     """Prints the daemon's new notify messages (what `systemctl status` would show)."""
 
@@ -129,13 +190,64 @@ def tag_new_file(dest: Path) -> None:
     shutil.move(staging, dest)
 
 
+def llm_settings(emulator: LLMEmulator | None) -> str:
+    """The groq plugin's section: the emulator, or Groq itself with $GROQ_API_KEY."""
+    if emulator is None:
+        return "      api_key: ${GROQ_API_KEY}"
+    return (
+        f"      api_key: {LLM_KEY}\n      base_url: {emulator.url}\n"
+        "      limits: {requests_per_minute: null, requests_per_day: null, "
+        "tokens_per_minute: null, tokens_per_day: null}"
+    )
+
+
+def focus_truth(library: PlexLibrary, truth: GroundTruth) -> None:
+    """The emulator's answer to the Focus preset: calm genres are Focus."""
+    members = []
+    for record in library.track_records():
+        found = truth.lookup(
+            {"artist": record.artist, "album": record.album, "title": record.title}
+        )
+        if found and FOCUS_GENRES & {g.casefold() for g in found.genres}:
+            for artist in {record.artist, record.album_artist or record.artist}:
+                members.append({"artist": artist, "album": record.album, "title": record.title})
+    truth.set_label("Focus", members)
+
+
 def main() -> None:
     if WORK.exists():
         shutil.rmtree(WORK)
     music = WORK / "music"
     music.mkdir(parents=True)
-    print("Building the emulated library (freemusi.cc, 21,502 tracks + 15 real audio files)…")
-    library = PlexLibrary.from_freemusicc()
+    prompts = WORK / "prompts"
+    prompts.mkdir()
+    shutil.copyfile(ROOT / "config" / "prompts" / "focus.yaml", prompts / "focus.yaml")
+    real_llm = bool(os.environ.get("GROQ_API_KEY"))
+    limit = 300 if real_llm else None
+    print(
+        f"Building the emulated library (freemusi.cc, {limit or 21_502:,} tracks + 15 real "
+        "audio files)…"
+    )
+    library = PlexLibrary.from_freemusicc(limit=limit)
+    llm: LLMEmulator | None = None
+    if real_llm:
+        print("LLM: Groq itself (GROQ_API_KEY is set), llama-3.1-8b-instant, free-tier limits.")
+    else:
+        truth = GroundTruth.from_freemusicc()
+        focus_truth(library, truth)
+        llm = LLMEmulator(truth, key=LLM_KEY, limits=UNLIMITED).start()
+        print(f"LLM: EMULATED on {llm.url} (tests/emulators/llm; set GROQ_API_KEY to ask Groq).")
+    try:
+        run_demo(library, music, prompts, llm)
+    finally:
+        if llm is not None:
+            sent = [r for r in llm.requests if r.kind in ("classify", "label")]
+            tokens = sum(r.tokens for r in sent)
+            print(f"{len(sent)} LLM requests ({tokens:,} tokens) reached the emulated LLM.")
+            llm.stop()
+
+
+def run_demo(library: PlexLibrary, music: Path, prompts: Path, llm: LLMEmulator | None) -> None:
     with PlexEmulator(library, token=TOKEN, scan_roots={library.root: music}) as emu:
         print(f"Plex Media Server on {emu.url}: EMULATED (tests/emulators/plex), not a real one.")
         path_map = {**library.audio_path_map(), library.root: music}
@@ -150,6 +262,8 @@ def main() -> None:
                 port=port,
                 secret=SECRET,
                 path_map="\n".join(f"    {k}: {v}" for k, v in path_map.items()),
+                llm=llm_settings(llm),
+                prompts=prompts,
             )
         )
         config.chmod(0o600)
@@ -178,6 +292,8 @@ def main() -> None:
                 artist, title, old = before[key]
                 print(f"  {artist} – {title}")
                 print(f"      {', '.join(old) or '(none)'}  →  {', '.join(after[key][2])}")
+            show_focus(plex, db)
+            show_tagger(plex, db)
 
             dest = music / "Incoming" / "Ascension - Machine Wars.mp3"
             print(f"\nCopying a real MP3 (genre tag 'electronica / chip-tune') into {dest.parent}")

@@ -21,16 +21,15 @@ from click.testing import CliRunner
 
 from genred.config import Config, DecideConfig, parse_config
 from genred.errors import Cancelled, LLMBudgetExhausted
-from genred.llm import RateLimiter, estimate_tokens
+from genred.llm import estimate_tokens
 from genred.pipeline.classify import classify, load_tracks
 from genred.pipeline.decide import decide
 from genred.pipeline.sync import sync
 from genred.plugins import LoadedPlugins, PluginContext, Unclassified, discover
-from genred.records import ScanRequest, SourcePage, TrackRecord
+from genred.records import TrackRecord
 from genred.store import Store
 from genred.taxonomy import default_taxonomy, normalize_key
 from genred_plugins import llm_prompt
-from genred_plugins.groq_llm import GroqLLM
 from genred_plugins.llm_metadata import LLMMetadataClassifier
 from tests.conftest import EXAMPLE_CONFIG
 from tests.emulators.llm import (
@@ -45,9 +44,9 @@ from tests.emulators.llm import (
 from tests.emulators.llm.fixtures import LLM_KEY
 from tests.emulators.llm.ratelimits import prompt_tokens as emulator_prompt_tokens
 from tests.emulators.plex import PlexEmulator, PlexLibrary
+from tests.llm_setup import ListSource, groq, stored
 
 NAME = "llm-metadata"
-FAST_RETRIES = {"attempts": 2, "backoff_initial": 0.01, "backoff_max": 0.02}
 TAXONOMY = default_taxonomy()
 
 
@@ -57,25 +56,6 @@ TAXONOMY = default_taxonomy()
 def records_of(lib: PlexLibrary) -> list[TrackRecord]:
     """The library's tracks as the plex source reports them."""
     return lib.track_records()
-
-
-class ListSource:
-    """A source listing the given records in one page (the sync stage stores them)."""
-
-    def __init__(self, records: Sequence[TrackRecord]) -> None:
-        self.records = list(records)
-
-    def scan(self, request: ScanRequest) -> Iterator[SourcePage]:
-        yield SourcePage([r.source_id for r in self.records], self.records)
-
-    def gone(self, source_ids: Sequence[str]) -> set[str]:
-        return set()
-
-
-def stored(records: Sequence[TrackRecord]) -> Store:
-    store = Store.memory()
-    sync(store, "plex", ListSource(records), full=True)
-    return store
 
 
 @pytest.fixture(scope="module")
@@ -94,22 +74,6 @@ def albums_of(lib: PlexLibrary, *, compilation: bool) -> list[list[TrackRecord]]
         for tracks in by_album.values()
         if llm_prompt.is_compilation(tracks) == compilation and len(tracks) > 1
     ]
-
-
-def groq(emu: LLMEmulator, clock: FakeClock, **settings: Any) -> GroqLLM:
-    """The real groq plugin on the emulator; its limiter sleeps by moving the fake clock."""
-    settings.setdefault("limits", {"max_wait": 120})
-    config = GroqLLM.Config.model_validate(
-        {"api_key": LLM_KEY, "base_url": emu.url, "retries": FAST_RETRIES, **settings}
-    )
-    limiter = RateLimiter(
-        config.limits,
-        name="groq-test",
-        clock=clock,
-        sleep=clock.advance,
-        wall=lambda: datetime.fromtimestamp(clock(), UTC),
-    )
-    return GroqLLM(config, None, limiter=limiter)
 
 
 def classifier(llm: Any, config: Config | None = None, **settings: Any) -> LLMMetadataClassifier:
@@ -496,6 +460,23 @@ def test_request_too_large_is_split_in_half_once(
     sent = completions(llm_emulator)
     assert [(r.status, len(r.items)) for r in sent] == [(413, 8), (200, 4), (200, 4)]
     assert len(predictions(store)) == sum(len(a) for a in albums)
+
+
+def test_a_cut_off_answer_is_not_asked_again_as_is_but_with_room_to_finish(
+    freemusicc: PlexLibrary, llm_emulator: LLMEmulator, llm_clock: FakeClock
+) -> None:
+    album = albums_of(freemusicc, compilation=False)[0]
+    store = stored(album)
+    llm_emulator.noise = Noise(truncated_rate=1.0, max_faults=1)
+    classify(store, {NAME: classifier(groq(llm_emulator, llm_clock))})
+    sent = completions(llm_emulator)
+    # The cut-off answer is not re-asked with the same max_tokens (it would be cut again):
+    # the lone album is asked once more, allowed the longest answer.
+    assert [(r.finish_reason, r.max_completion_tokens) for r in sent] == [
+        ("length", llm_prompt.answer_budget(1, False, 4096)),
+        ("stop", 4096),
+    ]
+    assert len(predictions(store)) == len(album)
 
 
 def test_left_out_items_are_retried_later_not_marked_done(

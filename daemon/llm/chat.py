@@ -184,8 +184,11 @@ def converse(
                 return (validate(data) if validate else data), reply, usage
             except (InvalidAnswer, ValidationError) as exc:
                 reason = _short(str(exc))
-                if reply.truncated:
-                    reason += " (the answer was cut off at max_tokens)"
+                if reply.truncated:  # asked again, it would be cut off again
+                    raise LLMAnswerError(
+                        f"{who}'s answer was cut off at max_tokens ({reason}): ask for less "
+                        "at a time, or allow a longer answer"
+                    ) from None
         log.warning("unusable answer from the LLM", llm=who, attempt=attempt + 1, reason=reason)
         conversation = ask_again(messages, text, reason)
     raise LLMAnswerError(

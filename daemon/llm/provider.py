@@ -21,6 +21,7 @@ when that is beyond `limits.max_wait`, LLMBudgetExhausted at once. Never retried
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import threading
@@ -36,7 +37,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from genred.config import RetrySettings
+from genred.config import PluginEntry, RetrySettings, plugin_entries
 from genred.errors import (
     GenredError,
     LLMAuthFailed,
@@ -59,6 +60,7 @@ from .chat import (
     response_format,
 )
 from .limits import RateLimiter, RateLimits, estimate_tokens, parse_go_duration
+from .processors import apply_to_messages, apply_to_reply, load_processors, processor_names
 
 log = get_logger("genred.llm")
 
@@ -82,13 +84,25 @@ class ChatSettings(BaseModel):
     )
     json_mode: bool = Field(True, description='server accepts response_format "json_object"')
     limits: RateLimits = RateLimits()
+    model_limits: dict[str, RateLimits] = Field(
+        default_factory=dict,
+        description="limits of other models a preset may ask for (default: `limits`)",
+    )
     retries: RetrySettings = RetrySettings()
     answer_retries: int = Field(2, ge=0, le=10, description="unusable answers asked again")
+    processors: list[PluginEntry] = Field(
+        default_factory=list, description="LLM processors (genred.llm_processors), in order"
+    )
 
     @field_validator("api_key", "base_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value  # `${GROQ_API_KEY:-}` with the variable unset
+
+    @field_validator("processors", mode="before")
+    @classmethod
+    def _processor_entries(cls, value: Any) -> Any:
+        return plugin_entries(value)
 
 
 class _Transient(Exception):
@@ -116,9 +130,29 @@ class ChatCompletionsLLM:
         self, settings: ChatSettings, context: Any = None, *, limiter: RateLimiter | None = None
     ) -> None:
         self.settings = settings
-        self.name = f"{self.provider}:{settings.model}"
+        self.processors = load_processors(settings.processors, self.provider)
+        self.name = self.name_for(settings.model)
         self.limiter = limiter or RateLimiter(settings.limits, name=self.name)
+        self._limiters = {settings.model: self.limiter}  # one budget per model, as providers do
         self.client = self.make_client(self.api_key())
+
+    def name_for(self, model: str) -> str:
+        """`provider:model`, plus the processors (they change the answers)."""
+        names = processor_names(self.settings.processors)
+        return f"{self.provider}:{model}" + "".join(f"+{n}" for n in names)
+
+    def limiter_for(self, model: str) -> RateLimiter:
+        if model not in self._limiters:
+            limits = self.settings.model_limits.get(model, self.settings.limits)
+            base = self.limiter  # same clocks, so a test clock drives every model's budget
+            self._limiters[model] = RateLimiter(
+                limits,
+                name=self.name_for(model),
+                clock=base.clock,
+                sleep=base._sleep,
+                wall=base.wall,
+            )
+        return self._limiters[model]
 
     # -- subclass hooks -------------------------------------------------------------------
 
@@ -141,10 +175,15 @@ class ChatCompletionsLLM:
         validate: Callable[[Any], Any] | None = None,
         max_tokens: int | None = None,
         cancel: threading.Event | None = None,
+        model: str | None = None,
     ) -> ChatResult:
-        """Ask; return the parsed, validated JSON answer. Raises the LLM* GenredErrors."""
+        """Ask `model` (default: the configured one); return the parsed, validated JSON
+        answer. Raises the LLM* GenredErrors."""
+        model = model or self.settings.model
+        limiter = self.limiter_for(model)
+        who = self.name_for(model)
         mode = output_mode(
-            self.settings.model,
+            model,
             schema,
             json_schema_models=self.settings.json_schema_models,
             json_mode=self.settings.json_mode,
@@ -155,20 +194,26 @@ class ChatCompletionsLLM:
 
         def send(conversation: Messages) -> Reply:
             request: dict[str, Any] = {
-                "model": self.settings.model,
+                "model": model,
                 "messages": conversation,
                 self.max_tokens_field: limit,
             }
             if fmt is not None:
                 request["response_format"] = fmt
-            return self._send(request, estimate_tokens(conversation, limit), cancel, sent)
+            reply = self._send(request, estimate_tokens(conversation, limit), cancel, sent, limiter)
+            if self.processors:
+                reply = dataclasses.replace(reply, text=apply_to_reply(self.processors, reply.text))
+            return reply
 
+        conversation = prepare_messages(messages, schema, mode)
+        if self.processors:
+            conversation = apply_to_messages(self.processors, conversation)
         data, reply, usage = converse(
             send,
-            prepare_messages(messages, schema, mode),
+            conversation,
             validate=validate,
             answer_retries=self.settings.answer_retries,
-            who=self.name,
+            who=who,
         )
         return ChatResult(data, usage, reply.model, reply.text, sent[0])
 
@@ -183,6 +228,7 @@ class ChatCompletionsLLM:
         estimate: int,
         cancel: threading.Event | None,
         sent: list[int],
+        limiter: RateLimiter,
     ) -> Reply:
         retries = self.settings.retries
         backoff = wait_exponential_jitter(
@@ -197,27 +243,27 @@ class ChatCompletionsLLM:
 
         def attempt() -> Reply:
             raise_if_cancelled(cancel, f"{self.name}: before a request")
-            reservation = self.limiter.acquire(estimate, cancel)
+            reservation = limiter.acquire(estimate, cancel)
             sent[0] += 1
             try:
                 raw = self.client.chat.completions.with_raw_response.create(**request)
             except self.status_error as exc:
                 headers = exc.response.headers  # type: ignore[attr-defined]
-                self.limiter.observe(headers, self.header_windows)
+                limiter.observe(headers, self.header_windows)
                 if exc.status_code in (413, 429):  # type: ignore[attr-defined]
-                    self.limiter.release(reservation)  # refused before it counted
-                raise self._failure(exc) from None
+                    limiter.release(reservation)  # refused before it counted
+                raise self._failure(exc, limiter, request["model"]) from None
             except self.connection_error as exc:
                 raise _Transient(f"{type(exc).__name__}: {exc}") from None
             completion = raw.parse()
             usage = _usage(completion)
-            self.limiter.settle(reservation, usage.total_tokens or estimate)
-            self.limiter.observe(raw.headers, self.header_windows)
+            limiter.settle(reservation, usage.total_tokens or estimate)
+            limiter.observe(raw.headers, self.header_windows)
             choice = completion.choices[0] if completion.choices else None  # none: unusable
             return Reply(
                 text=(choice.message.content if choice else None) or "",
                 usage=usage,
-                model=completion.model or self.settings.model,
+                model=completion.model or request["model"],
                 truncated=choice is not None and choice.finish_reason == "length",
             )
 
@@ -225,7 +271,7 @@ class ChatCompletionsLLM:
             retry=retry_if_exception_type(_Transient),
             stop=stop_after_attempt(retries.attempts),
             wait=wait,
-            sleep=lambda seconds: self.limiter.sleep(seconds, cancel),
+            sleep=lambda seconds: limiter.sleep(seconds, cancel),
             before_sleep=lambda state: log.warning(
                 "LLM request failed, retrying",
                 llm=self.name,
@@ -238,22 +284,22 @@ class ChatCompletionsLLM:
             return retrying(attempt)
         except _Transient as exc:
             if exc.paused:  # rate limited on every attempt: the budget is gone for now
-                raise self.limiter.exhausted(
-                    max(self.limiter.paused_until - self.limiter.clock(), 0.0),
+                raise limiter.exhausted(
+                    max(limiter.paused_until - limiter.clock(), 0.0),
                     f"rate limited {retries.attempts} times in a row",
                 ) from None
             raise LLMUnavailable(
-                f"{self.name} kept failing after {retries.attempts} attempts: "
+                f"{limiter.name} kept failing after {retries.attempts} attempts: "
                 + self._scrub(str(exc))
             ) from None
 
-    def _failure(self, exc: Any) -> Exception:
+    def _failure(self, exc: Any, limiter: RateLimiter, model: str) -> Exception:
         """The error to raise for an HTTP error answer (a _Transient is retried)."""
         status: int = exc.status_code
         body = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else {}
         body = body if isinstance(body, dict) else {}
         message = self._scrub(str(body.get("message") or exc.message))
-        what = f"{self.provider} ({self.settings.model}) answered {status}: {message}"
+        what = f"{self.provider} ({model}) answered {status}: {message}"
         if status in (401, 403):
             return LLMAuthFailed(
                 f"{self.provider} refused the API key ({status}): check "
@@ -265,8 +311,8 @@ class ChatCompletionsLLM:
             wait = retry_wait(exc.response.headers, message)
             if wait is None:
                 return _Transient(what)
-            self.limiter.rate_limited(wait)  # raises LLMBudgetExhausted beyond max_wait
-            log.info("rate limited by the provider", llm=self.name, wait=round(wait, 3))
+            limiter.rate_limited(wait)  # raises LLMBudgetExhausted beyond max_wait
+            log.info("rate limited by the provider", llm=limiter.name, wait=round(wait, 3))
             return _Transient(what, paused=True)
         if status == 400 and body.get("code") == "json_validate_failed":
             return RejectedGeneration(str(body.get("failed_generation") or ""))

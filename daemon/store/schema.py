@@ -181,5 +181,16 @@ def _v2_cache_playlists_state(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1_core, _v2_cache_playlists_state]
+def _v3_cache_used_at(db: sqlite_utils.Database) -> None:
+    """When a cached LLM answer was last read, so answers nobody asks for any more expire."""
+    run_script(
+        db,
+        """
+        ALTER TABLE llm_cache ADD COLUMN used_at TEXT;
+        UPDATE llm_cache SET used_at = created_at;
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [_v1_core, _v2_cache_playlists_state, _v3_cache_used_at]
 LATEST = len(MIGRATIONS)
