@@ -4,8 +4,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# Extras for the default test run: everything but the heavy ML stack.
-TEST_EXTRAS ?= test,plex,web,llm
+# Extras for the default test run (ml: torch's CPU wheel, for the embedding tests).
+TEST_EXTRAS ?= test,plex,web,llm,audio,ml
 
 .PHONY: help install test lint format demo bench verify-unit clean
 

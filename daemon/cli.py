@@ -50,7 +50,7 @@ def config_check(state: AppState) -> None:
 
     Exits 0 when the file is usable, 2 with one line per problem (file:line key: reason).
     """
-    from .plugins import discover, validate_plugin_settings
+    from .plugins import dependency_warnings, discover, validate_plugin_settings
 
     try:
         path = locate(state.config_path)
@@ -71,6 +71,16 @@ def config_check(state: AppState) -> None:
             info = index.get((kind, entry.name))
             if info is not None and info.error:
                 click.echo(f"warning: {info.error}", err=True)
+    for text in dependency_warnings(config, infos):
+        click.echo(f"warning: {text}", err=True)
+    if any(e.name == "llm-labels" for e in config.plugins.enabled("classifiers")):
+        from .presets import load_presets, presets_dir
+
+        found, problems = load_presets(presets_dir(config))
+        for problem in problems:
+            click.echo(f"warning: preset skipped: {problem}", err=True)
+        if not found:
+            click.echo(f"warning: llm-labels has no presets in {presets_dir(config)}", err=True)
     click.echo(f"{path}: ok")
 
 
@@ -159,12 +169,25 @@ def _shown_status(run: Any, data_dir: Any) -> str:
     return str(run.status)
 
 
+from .commands.extract import extract_cmd as _extract_command  # noqa: E402
+from .commands.models import models as _models_group  # noqa: E402
+from .commands.presets import presets as _presets_group  # noqa: E402
 from .commands.run import run_cmd as _run_command  # noqa: E402
 from .commands.stages import COMMANDS as _STAGE_COMMANDS  # noqa: E402
 from .commands.sync import plex as _plex_group  # noqa: E402
 from .commands.sync import sync as _sync_command  # noqa: E402
+from .commands.train import train_cmd as _train_command  # noqa: E402
 
-for _command in (_run_command, _sync_command, *_STAGE_COMMANDS, _plex_group):
+for _command in (
+    _run_command,
+    _sync_command,
+    _extract_command,
+    *_STAGE_COMMANDS,
+    _train_command,
+    _plex_group,
+    _presets_group,
+    _models_group,
+):
     cli.add_command(_command)
 
 

@@ -69,3 +69,67 @@ class LLMBudgetExhausted(GenredError):
 
     def __reduce__(self) -> tuple[type, tuple[str, datetime]]:
         return (type(self), (str(self), self.retry_at))
+
+
+# --------------------------------------------------------------------------- audio
+# Raised by genred.audio for one file; the extract stage records it for that track.
+
+
+class AudioError(GenredError):
+    """A track's audio could not be decoded; the message names the file and what is wrong."""
+
+
+class AudioFileMissing(AudioError):
+    """The file is not there (moved or deleted since the last sync)."""
+
+
+class AudioUnreadable(AudioError):
+    """The file exists but cannot be read: permissions, a directory, an I/O error."""
+
+
+class AudioEmpty(AudioError):
+    """The file has zero bytes, or a valid header and no samples."""
+
+
+class NotAudio(AudioError):
+    """The content is not a recognised audio format (a renamed text file, an image)."""
+
+
+class AudioTruncated(AudioError):
+    """The file ends before its declared length, or its stream breaks off (damaged)."""
+
+
+class UnsupportedCodec(AudioError):
+    """The container is known but no available decoder handles its audio codec."""
+
+
+# --------------------------------------------------------------------------- extraction
+# Recorded by the extract stage for one track; the rest of the library goes on.
+
+
+class ExtractTimedOut(GenredError):
+    """An extractor took longer than `extract.timeout` on one file; its worker was stopped."""
+
+
+class ExtractorCrashed(GenredError):
+    """The worker process died while extracting one file (a decoder crash, out of memory)."""
+
+
+class InvalidFeatures(GenredError):
+    """An extractor returned something that is not a finite 1-D vector of its usual length."""
+
+
+# --------------------------------------------------------------------------- trained models
+# `genred train` and the `audio-model` classifier (genred.training).
+
+
+class TrainingError(GenredError):
+    """`genred train` cannot train from what is stored (no features, too few labels)."""
+
+
+class ModelUnavailable(GenredError):
+    """No trained model in the data dir, or its files are missing, damaged or unreadable."""
+
+
+class FeaturesMissing(GenredError):
+    """A track lacks a feature vector (of the version a model was trained on) it needs."""

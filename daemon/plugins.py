@@ -37,11 +37,13 @@ EXTRA_FOR_MODULE = {
     "librosa": "audio",
     "soundfile": "audio",
     "soxr": "audio",
+    "av": "audio",
+    "scipy": "audio",
     "mutagen": "audio",
     "numpy": "audio",
     "torch": "ml",
     "transformers": "ml",
-    "onnxruntime": "ml",
+    "onnxruntime": "audio",  # the tagger's runtime; genred[ml] has it too
     "fastapi": "web",
     "uvicorn": "web",
 }
@@ -113,7 +115,14 @@ class SourcePlugin(Plugin, Protocol):
 
 @runtime_checkable
 class ExtractorPlugin(Plugin, Protocol):
-    """Audio → one float32 feature vector per track, versioned."""
+    """Audio → one float32 feature vector per track, versioned.
+
+    The extract stage (`genred.pipeline.extract`) sends the instance, pickled, to worker
+    processes and calls `extract` there. Optional: `dims`; `load()` / `unload()` (called
+    in the stage's process before and after a run); `parallel = False` with
+    `prepare(path)` (runs in the workers: decoding) and `extract_batch(prepared)` (runs
+    in the stage's process, a batch at a time: a model loaded once, maybe on a GPU).
+    """
 
     version: str
 
@@ -150,9 +159,10 @@ class LLMPlugin(Plugin, Protocol):
 
     The answer is parsed as JSON (strict `schema` output where the model supports it) and
     passed to `validate`, which may raise `genred.llm.InvalidAnswer` to have it asked
-    again. Raises LLMRequestTooLarge (split or skip), LLMBudgetExhausted (stop, run again
-    at its `retry_at`), LLMAnswerError, LLMAuthFailed, LLMUnavailable, LLMRequestFailed,
-    or Cancelled once `cancel` is set. `genred.llm.ChatCompletionsLLM` implements it.
+    again. `model` asks another model of the same provider (a preset's). Raises
+    LLMRequestTooLarge (split or skip), LLMBudgetExhausted (stop, run again at its
+    `retry_at`), LLMAnswerError, LLMAuthFailed, LLMUnavailable, LLMRequestFailed, or
+    Cancelled once `cancel` is set. `genred.llm.ChatCompletionsLLM` implements it.
     """
 
     def chat(
@@ -163,7 +173,27 @@ class LLMPlugin(Plugin, Protocol):
         validate: Callable[[Any], Any] | None = None,
         max_tokens: int | None = None,
         cancel: threading.Event | None = None,
+        model: str | None = None,
     ) -> ChatResult: ...
+
+
+class LLMProcessor(Protocol):
+    """Changes what an LLM plugin sends and receives (entry-point group
+    `genred.llm_processors`, enabled per LLM plugin under `processors`). Every hook is
+    optional; an optional nested pydantic `Config` makes it take settings (`cls(settings)`).
+    """
+
+    def system_extension(self) -> str:
+        """Text appended to the system message."""
+        ...
+
+    def process_prompt(self, text: str) -> str:
+        """A user message, rewritten before it is sent."""
+        ...
+
+    def process_response(self, text: str) -> str:
+        """The reply's text, before it is parsed and validated."""
+        ...
 
 
 @runtime_checkable
@@ -241,6 +271,33 @@ def discover(kinds: Iterable[str] = PLUGIN_KINDS) -> list[PluginInfo]:
                 )
             found.append(info)
     return sorted(found, key=lambda i: (PLUGIN_KINDS.index(i.kind), i.name))
+
+
+def dependency_warnings(config: Config, infos: Iterable[PluginInfo]) -> list[str]:
+    """Enabled plugins that name an LLM plugin (setting `llm`) which is not enabled."""
+    enabled_llms = {e.name for e in config.plugins.enabled("llm")}
+    index = {(i.kind, i.name): i for i in infos}
+    out = []
+    for kind in PLUGIN_KINDS:
+        for entry in config.plugins.enabled(kind):
+            info = index.get((kind, entry.name))
+            if info is None or info.cls is None:
+                continue
+            model = settings_model(info.cls)
+            if "llm" not in model.model_fields:
+                continue
+            try:
+                wanted = str(model.model_validate(entry.settings).llm)  # type: ignore[attr-defined]
+            except ValueError:
+                continue  # reported by validate_plugin_settings
+            if wanted not in enabled_llms:
+                have = ", ".join(sorted(enabled_llms)) or "none"
+                out.append(
+                    f"{kind} plugin {entry.name!r} asks the llm plugin {wanted!r}, which is not "
+                    f"enabled (enabled: {have}): add it under plugins.llm, or set "
+                    f"plugins.{kind}.{entry.name}.llm"
+                )
+    return out
 
 
 def settings_model(cls: type) -> type[BaseModel]:

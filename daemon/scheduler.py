@@ -29,7 +29,7 @@ from .logs import get_logger
 
 log = get_logger("genred.scheduler")
 
-STAGES = ("sync", "classify", "decide", "writeback")
+STAGES = ("sync", "extract", "classify", "decide", "writeback")
 HEARTBEAT = "heartbeat"
 
 

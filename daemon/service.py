@@ -116,7 +116,7 @@ class Service:
         """A stage whose last run was cut short (stop, crash, kill -9) runs again soon."""
         for job in jobs:
             if (
-                job in ("classify", "decide", "writeback")
+                job in ("extract", "classify", "decide", "writeback")
                 and getattr(self.config.schedule, job).enabled
             ):
                 log.info("resuming an interrupted stage", job=job)
@@ -359,7 +359,8 @@ class Service:
         return {
             "sources": sorted(self._runtime.plugins.of("sources")),
             "schedule": {
-                s: describe(getattr(sched, s)) for s in ("sync", "classify", "decide", "writeback")
+                s: describe(getattr(sched, s))
+                for s in ("sync", "extract", "classify", "decide", "writeback")
             },
             "folders": [str(f.path) for f in self.config.folders] if self.watcher else [],
             "web": f"{self.config.web.host}:{self.web.port}" if self.web else None,

@@ -3,7 +3,7 @@
 Each run opens its own store connection (jobs run on scheduler threads) and reads the
 current `Runtime` (config and plugins) when it starts, so a reload never changes the
 plugins under a running stage. When a sync brings new, changed or moved tracks, the
-enabled downstream stages (classify → decide → writeback) run right after it. Sync
+enabled downstream stages (extract → classify → decide → writeback) run right after it. Sync
 requests from the folder watcher, the Plex webhook and Plex alerts are gathered in
 `SyncRequests` and served by one coalesced run.
 """
@@ -29,7 +29,7 @@ from .store import Store
 
 log = get_logger("genred.worker")
 
-DOWNSTREAM = ("classify", "decide", "writeback")
+DOWNSTREAM = ("extract", "classify", "decide", "writeback")
 RETRY_S = 60.0  # a requested sync that failed (Plex down) is tried again after this
 
 
@@ -209,6 +209,7 @@ class Worker:
     def _body(self, rt: Runtime, stage: str) -> Callable[[Store, LogProgress], dict]:
         return {
             "sync": lambda s, p: self._sync_all(rt, s, p),
+            "extract": lambda s, p: self._extract(rt, s, p),
             "classify": lambda s, p: self._classify(rt, s, p),
             "decide": lambda s, p: self._decide(rt, s, p),
             "writeback": lambda s, p: self._writeback(rt, s, p),
@@ -260,13 +261,22 @@ class Worker:
             _add(totals, result.counts())
         return totals
 
+    def _extract(self, rt: Runtime, store: Store, progress: LogProgress) -> dict[str, int]:
+        from .pipeline.extract import extract
+
+        return extract(
+            store, rt.plugins.of("extractors"), rt.config, progress=progress, cancel=self.cancel
+        )
+
     def _classify(self, rt: Runtime, store: Store, progress: LogProgress) -> dict[str, int]:
         from .pipeline.classify import classify
 
         classifiers = rt.plugins.of("classifiers")
         if not classifiers:
             return {}
-        return classify(store, classifiers, progress, cancel=self.cancel)
+        return classify(
+            store, classifiers, progress, cancel=self.cancel, decide_config=rt.config.decide
+        )
 
     def _decide(self, rt: Runtime, store: Store, progress: LogProgress) -> dict[str, int]:
         from .pipeline.decide import decide
@@ -316,7 +326,12 @@ class _Active:
 
 
 # The plugin kind a stage needs; a stage with none enabled has nothing to do.
-NEEDS = {"sync": "sources", "classify": "classifiers", "writeback": "writeback"}
+NEEDS = {
+    "sync": "sources",
+    "extract": "extractors",
+    "classify": "classifiers",
+    "writeback": "writeback",
+}
 
 
 def _has_plugins(rt: Runtime, stage: str) -> bool:

@@ -65,7 +65,7 @@ def _store_with_predictions() -> tuple[Store, list[int]]:
 def test_decide_stage_writes_decisions_and_only_redecides_what_changed() -> None:
     store, (rock, jazz, empty) = _store_with_predictions()
     counts = decide(store, DecideConfig(min_confidence=0.5))
-    assert counts == {"decided": 1, "review": 2, "overridden": 0}
+    assert counts == {"decided": 1, "review": 2, "overridden": 0, "smoothed": 0}
     rows = dict(store.conn.execute("SELECT track_id, genres || '|' || status FROM decisions"))
     assert rows == {rock: '["Rock"]|decided', jazz: "[]|review", empty: "[]|review"}
 
@@ -79,6 +79,7 @@ def test_decide_stage_writes_decisions_and_only_redecides_what_changed() -> None
         "decided": 1,
         "review": 0,
         "overridden": 1,
+        "smoothed": 0,
     }
     genres, provenance = store.conn.execute(
         "SELECT genres, provenance FROM decisions WHERE track_id = ?", (jazz,)

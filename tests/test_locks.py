@@ -98,6 +98,7 @@ def test_holder_describe() -> None:
 def test_stage_of_job() -> None:
     assert locks.STAGE_OF_JOB == {
         "sync": "sync",
+        "extract": "extract",
         "classify": "classify",
         "decide": "decide",
         "writeback": "writeback",
@@ -333,7 +334,7 @@ def test_run_job_without_data_dir_or_stage_takes_no_lock(store: Store, tmp_path:
     run_job(store, "sync", "cli", lambda: seen.append(locks.holder(tmp_path, "sync")) or {})
     run_job(
         store,
-        "extract",
+        "report",  # a job with no stage lock
         "cli",
         lambda: seen.append([locks.holder(tmp_path, s) for s in locks.STAGE_OF_JOB]) or {},
         data_dir=tmp_path,
@@ -341,7 +342,7 @@ def test_run_job_without_data_dir_or_stage_takes_no_lock(store: Store, tmp_path:
     assert seen == [None, [None] * len(locks.STAGE_OF_JOB)]
     assert [r[:3] for r in run_rows(store.path)] == [
         ("sync", "cli", "ok"),
-        ("extract", "cli", "ok"),
+        ("report", "cli", "ok"),
     ]
 
 
@@ -437,7 +438,7 @@ def test_run_job_records_how_the_work_ended(
 def test_close_stale_runs_only_closes_runs_whose_lock_is_free(store: Store, tmp_path: Path) -> None:
     stale_sync = runs.start(store, "sync", "schedule")
     live_classify = runs.start(store, "classify", "schedule")
-    stale_extract = runs.start(store, "extract", "cli")  # no stage lock: cannot be running
+    stale_extract = runs.start(store, "report", "cli")  # no stage lock: cannot be running
     done = runs.start(store, "decide", "cli")
     runs.finish(store, done, "ok", {"decided": 1})
     with HeldLock(tmp_path, "classify"):

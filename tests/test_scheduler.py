@@ -17,7 +17,7 @@ from genred.scheduler import HEARTBEAT, STAGES, JobScheduler, describe, make_tri
 from tests.waiting import wait_for
 
 OFF = JobSchedule(enabled=False)
-ALL_OFF = ScheduleConfig(sync=OFF, classify=OFF, decide=OFF, writeback=OFF)
+ALL_OFF = ScheduleConfig(sync=OFF, extract=OFF, classify=OFF, decide=OFF, writeback=OFF)
 
 
 def every(text: str, **kw: Any) -> JobSchedule:
@@ -129,6 +129,7 @@ def test_start_adds_every_enabled_stage_and_runs_the_first_sync_soon(
         classify=every("30m"),
         decide=JobSchedule(cron="30 3 * * *"),
         writeback=OFF,
+        extract=OFF,
     )
     scheduler.start(schedule, first_sync_in=0.2)
     runs = scheduler.next_runs()
@@ -154,7 +155,7 @@ def test_start_without_first_sync_keeps_the_interval(scheduler: JobScheduler) ->
 
 def test_start_with_sync_disabled_ignores_first_sync_in(scheduler: JobScheduler) -> None:
     scheduler.start(ScheduleConfig(sync=OFF), first_sync_in=0.1)
-    assert set(scheduler.next_runs()) == {"classify", "decide", "writeback"}
+    assert set(scheduler.next_runs()) == {"extract", "classify", "decide", "writeback"}
 
 
 def test_start_with_everything_disabled_has_no_jobs(
@@ -186,7 +187,7 @@ def test_apply_reports_and_reschedules_only_what_changed(scheduler: JobScheduler
         "writeback: every 1h → disabled",
     ]
     after = scheduler.next_runs()
-    assert set(after) == {"sync", "classify", "decide"}
+    assert set(after) == {"sync", "extract", "classify", "decide"}
     assert after["sync"] == before["sync"]  # untouched
     assert in_about(after["classify"], 30 * 60)
     assert after["decide"] is not None and (after["decide"].hour, after["decide"].minute) == (4, 0)

@@ -36,7 +36,7 @@ def classify_cmd(state: AppState, wait: bool) -> None:
         run_stage(
             store,
             "classify",
-            lambda: classify(store, classifiers, for_terminal()),
+            lambda: classify(store, classifiers, for_terminal(), decide_config=config.decide),
             data_dir=config.data_dir,
             wait=wait,
         )

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from threading import Event
 from typing import Any
 
+from ..config import DecideConfig
 from ..errors import Cancelled, LLMBudgetExhausted, raise_if_cancelled
 from ..logs import get_logger
 from ..plugins import Unclassified
 from ..progress import NullProgress, Progress
 from ..records import Prediction, TrackRecord
 from ..store import Store, failures, utcnow
+from .cascade import reaches_step, step_index, steps_of
+from .decide import overrides_of, votes_of
 
 log = get_logger("genred.classify")
 STAGE = "classify"
@@ -49,23 +52,74 @@ def load_tracks(store: Store, ids: list[int]) -> list[TrackRecord]:
     return [TrackRecord.from_row(dict(zip(names, row, strict=True))) for row in cursor]
 
 
+def cascade_gate(store: Store, config: DecideConfig) -> Callable[[str, list[int]], list[int]]:
+    """Which of the given pending tracks a classifier is asked about under the decide
+    cascade: all, for the first step's and for classifiers no step names (custom labels);
+    for a later step's, those the earlier steps left below their `accept` (and without a
+    manual genre override)."""
+    steps = steps_of(config)
+    named = {c for s in steps if s.classifiers for c in s.classifiers}
+
+    def gate(name: str, ids: list[int]) -> list[int]:
+        step = step_index(name, steps)
+        if step == 0 or name not in named or not ids:
+            return ids
+        kept: list[int] = []
+        for start in range(0, len(ids), 2000):
+            chunk = ids[start : start + 2000]
+            votes, overrides = votes_of(store, chunk), overrides_of(store, chunk)
+            kept += [
+                i
+                for i in chunk
+                if "genre" not in overrides[i]
+                and reaches_step(
+                    votes[i]["genre"],
+                    step,
+                    steps,
+                    config.weights,
+                    config.min_confidence,
+                    config.max_genres,
+                )
+            ]
+        return kept
+
+    return gate
+
+
+def cascade_order(names: list[str], config: DecideConfig) -> list[str]:
+    """Classifiers by cascade step (stable), so earlier steps' predictions exist first."""
+    steps = steps_of(config)
+    return sorted(names, key=lambda name: step_index(name, steps))
+
+
 def classify(
     store: Store,
     classifiers: Mapping[str, Any],
     progress: Progress | None = None,
     batch_size: int = 500,
     cancel: Event | None = None,
+    decide_config: DecideConfig | None = None,
 ) -> dict[str, int]:
     """Run every classifier over its pending tracks; returns counts per classifier.
 
     `cancel` is checked after each committed batch (what is stored stays stored), and
     passed to classifiers that take it. A classifier's `batch_size` overrides `batch_size`.
+    With `decide_config`, classifiers run in cascade order and a later step's classifiers
+    only see the tracks the earlier steps could not decide (`cascade_gate`).
     """
     progress = progress or NullProgress()
     counts: dict[str, int] = {}
-    for name, plugin in classifiers.items():
+    gate = cascade_gate(store, decide_config) if decide_config else None
+    order = cascade_order(list(classifiers), decide_config) if decide_config else classifiers
+    for name in order:
+        plugin = classifiers[name]
         version = str(plugin.version)
         pending = pending_ids(store, name, version)
+        if gate is not None:
+            considered = len(pending)
+            pending = gate(name, pending)
+            if len(pending) < considered:
+                counts[f"{name}.decided_earlier"] = considered - len(pending)
         progress.start(f"classify ({name})", total=len(pending))
         predicted = failed = 0
         size = int(getattr(plugin, "batch_size", None) or batch_size)

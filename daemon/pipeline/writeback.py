@@ -81,15 +81,21 @@ def _loads(value: str | None) -> Values | None:
 
 
 def build_targets(
-    store: Store, source: str, levels: Sequence[str], max_values: int
+    store: Store,
+    source: str,
+    levels: Sequence[str],
+    max_values: int,
+    labels_as: str = "label",
 ) -> list[Target]:
     """What every item should carry, from the decisions: tracks directly, albums and artists
-    by the majority of their decided tracks."""
+    by the majority of their decided tracks. Decided custom labels go to the tracks'
+    `labels_as` field ("label", or "mood" beside the decided moods)."""
     rows = store.conn.execute(
         """
-        SELECT t.id, t.source_id, t.album_source_id, t.artist_source_id, d.genres, d.moods
+        SELECT t.id, t.source_id, t.album_source_id, t.artist_source_id, d.genres, d.moods,
+               d.labels, d.status
         FROM decisions d JOIN tracks t ON t.id = d.track_id
-        WHERE d.status = 'decided' AND t.removed = 0 AND t.source = ?
+        WHERE t.removed = 0 AND t.source = ?
         ORDER BY t.id
         """,
         (source,),
@@ -97,12 +103,20 @@ def build_targets(
     targets: list[Target] = []
     by_album: dict[str, list[Values]] = defaultdict(list)
     by_artist: dict[str, list[Values]] = defaultdict(list)
-    for track_id, source_id, album_id, artist_id, genres_json, moods_json in rows:
-        genres, moods = tuple(json.loads(genres_json)), tuple(json.loads(moods_json))
+    for row in rows:
+        track_id, source_id, album_id, artist_id, genres_json, moods_json, labels_json = row[:7]
+        # Genres under review are not written; moods and labels are decided on their own.
+        genres = tuple(json.loads(genres_json)) if row[7] == "decided" else ()
+        moods = tuple(json.loads(moods_json))
+        labels = tuple(json.loads(labels_json or "[]"))
+        if labels and labels_as == "mood":
+            moods, labels = moods + tuple(v for v in labels if v not in moods), ()
         if "track" in levels:
             targets.append(Target("track", source_id, "genre", genres, track_id))
             if moods:
                 targets.append(Target("track", source_id, "mood", moods, track_id))
+            if labels:
+                targets.append(Target("track", source_id, "label", labels, track_id))
         if album_id:
             by_album[album_id].append(genres)
         if artist_id:
@@ -200,7 +214,7 @@ def writeback(
             f"writeback is paused since `genred revert` at {pause['at'][:19]}; "
             "run `genred writeback --resume` to write again"
         )
-    targets = build_targets(store, plugin.source, config.levels, max_values)
+    targets = build_targets(store, plugin.source, config.levels, max_values, config.labels_as)
     past = load_past(store, plugin.name)
     seen = store_view(store, plugin.source)
     candidates = [
