@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -206,10 +205,3 @@ def _write_atomic(target: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def iter_examples(preset: Preset) -> Iterator[tuple[str, bool]]:
-    for text in preset.examples.positive:
-        yield text, True
-    for text in preset.examples.negative:
-        yield text, False
