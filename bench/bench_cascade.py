@@ -27,7 +27,8 @@ from genred_plugins.taxonomy_classifier import TaxonomyClassifier
 from tests.emulators.llm import UNLIMITED, FakeClock, GroundTruth, LLMEmulator, Noise
 from tests.emulators.llm.fixtures import LLM_KEY
 from tests.emulators.plex import PlexLibrary
-from tests.llm_setup import groq, stored
+from tests.llm_setup import groq
+from tests.stored import stored
 
 pytestmark = pytest.mark.bench
 

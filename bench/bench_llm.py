@@ -76,7 +76,7 @@ from tests.emulators.llm import DEFAULT_MODEL, FakeClock, GroundTruth, LLMEmulat
 from tests.emulators.llm.fixtures import LLM_KEY
 from tests.emulators.plex import PlexLibrary
 from tests.llm_setup import groq as groq_plugin
-from tests.llm_setup import stored
+from tests.stored import stored
 
 pytestmark = pytest.mark.bench
 

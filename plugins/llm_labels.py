@@ -34,7 +34,7 @@ from genred.store import Store
 
 from .llm_asking import Budget, Tally, ask_entries, clamp
 from .llm_metadata import album_mates, enabled_llm
-from .llm_prompt import Entry, build_entries, track_entry, user_content
+from .llm_prompt import Entry, answer_items, build_entries, track_entry, user_content
 
 log = get_logger("genred.classify")
 PROMPT_VERSION = 1  # of the wording below: changing it asks every preset again
@@ -237,15 +237,8 @@ def check_label_answer(data: Any) -> list[LabelItem]:
     """Structure only (the chat's validate hook). The probability that the label applies:
     `confidence` read as that probability, or, when it contradicts `match` (a model that
     gave its certainty in the verdict), as 1 − it."""
-    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
-        raise InvalidAnswer('expected an object {"items": [...]}')
     out = []
-    for n, item in enumerate(data["items"]):
-        where = f"items[{n}]"
-        if not isinstance(item, dict):
-            raise InvalidAnswer(f"{where} is not an object")
-        if not isinstance(item.get("id"), str | int) or isinstance(item.get("id"), bool):
-            raise InvalidAnswer(f'{where} has no "id"')
+    for where, item in answer_items(data):
         match = item.get("match")
         if not isinstance(match, bool):
             raise InvalidAnswer(f"{where}.match is not true or false")

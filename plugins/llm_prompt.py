@@ -20,7 +20,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -394,21 +394,28 @@ class AnswerItem:
     moods: tuple[tuple[str, float], ...]
 
 
-def check_answer(data: Any) -> list[AnswerItem]:
-    """The answer's structure (the chat's `validate` hook): InvalidAnswer has it asked again.
-
-    Only the structure: which ids and which names are usable is the classifier's business
-    (an unknown id or genre is dropped, not asked again).
-    """
+def answer_items(data: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`(where, item)` for each item of an `{"items": [{"id": …, …}]}` answer; InvalidAnswer
+    when it is not that shape (every LLM question here is answered so)."""
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         raise InvalidAnswer('expected an object {"items": [...]}')
-    out = []
     for n, item in enumerate(data["items"]):
         where = f"items[{n}]"
         if not isinstance(item, dict):
             raise InvalidAnswer(f"{where} is not an object")
         if not isinstance(item.get("id"), str | int) or isinstance(item.get("id"), bool):
             raise InvalidAnswer(f'{where} has no "id"')
+        yield where, item
+
+
+def check_answer(data: Any) -> list[AnswerItem]:
+    """The answer's structure (the chat's `validate` hook): InvalidAnswer has it asked again.
+
+    Only the structure: which ids and which names are usable is the classifier's business
+    (an unknown id or genre is dropped, not asked again).
+    """
+    out = []
+    for where, item in answer_items(data):
         out.append(
             AnswerItem(
                 str(item["id"]).strip(),

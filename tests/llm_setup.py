@@ -1,40 +1,17 @@
-"""Shared set-up of the LLM classifier tests: a store fed by a list source, the real groq
-plugin on the LLM emulator with its limiter on the emulator's fake clock."""
+"""Shared set-up of the LLM classifier tests: the real groq plugin on the LLM emulator,
+its limiter on the emulator's fake clock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from genred.llm import RateLimiter
-from genred.pipeline.sync import sync
-from genred.records import ScanRequest, SourcePage, TrackRecord
-from genred.store import Store
 from genred_plugins.groq_llm import GroqLLM
 from tests.emulators.llm import FakeClock, LLMEmulator
 from tests.emulators.llm.fixtures import LLM_KEY
 
 FAST_RETRIES = {"attempts": 2, "backoff_initial": 0.01, "backoff_max": 0.02}
-
-
-class ListSource:
-    """A source listing the given records in one page (the sync stage stores them)."""
-
-    def __init__(self, records: Sequence[TrackRecord]) -> None:
-        self.records = list(records)
-
-    def scan(self, request: ScanRequest) -> Iterator[SourcePage]:
-        yield SourcePage([r.source_id for r in self.records], self.records)
-
-    def gone(self, source_ids: Sequence[str]) -> set[str]:
-        return set()
-
-
-def stored(records: Sequence[TrackRecord]) -> Store:
-    store = Store.memory()
-    sync(store, "plex", ListSource(records), full=True)
-    return store
 
 
 def groq(emu: LLMEmulator, clock: FakeClock, **settings: Any) -> GroqLLM:

@@ -23,7 +23,7 @@ from genred.pipeline.classify import classify
 from genred.pipeline.decide import decide
 from genred.records import Prediction, TrackRecord
 from genred.store import Store
-from tests.llm_setup import stored
+from tests.stored import stored
 
 CASCADE = DecideConfig(
     cascade=[

@@ -26,7 +26,8 @@ from genred_plugins.llm_labels import LLMLabelsClassifier, check_label_answer
 from tests.emulators.llm import UNLIMITED, FakeClock, GroundTruth, LLMEmulator
 from tests.emulators.llm.fixtures import LLM_KEY
 from tests.emulators.plex import PlexEmulator, PlexLibrary
-from tests.llm_setup import groq, stored
+from tests.llm_setup import groq
+from tests.stored import stored
 from tests.test_plugins import make_dist
 
 FOCUS = """\

@@ -44,7 +44,8 @@ from tests.emulators.llm import (
 from tests.emulators.llm.fixtures import LLM_KEY
 from tests.emulators.llm.ratelimits import prompt_tokens as emulator_prompt_tokens
 from tests.emulators.plex import PlexEmulator, PlexLibrary
-from tests.llm_setup import ListSource, groq, stored
+from tests.llm_setup import groq
+from tests.stored import ListSource, stored
 
 NAME = "llm-metadata"
 TAXONOMY = default_taxonomy()

@@ -8,7 +8,7 @@ import http.server
 import json
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from genred.errors import Cancelled  # noqa: E402
 from genred.pipeline.classify import classify  # noqa: E402
 from genred.pipeline.sync import sync  # noqa: E402
 from genred.plugins import PluginContext, discover, load_plugins  # noqa: E402
-from genred.records import ScanRequest, SourcePage, TrackRecord  # noqa: E402
+from genred.records import TrackRecord  # noqa: E402
 from genred.store import Store  # noqa: E402
 from genred.store import features as features_q  # noqa: E402
 from genred.tagging.fetch import ModelFetchError, fetch_model  # noqa: E402
@@ -46,6 +46,7 @@ from genred.tagging.spec import (  # noqa: E402
 from genred.taxonomy import default_taxonomy  # noqa: E402
 from genred_plugins.tagger_classifier import TaggerClassifier  # noqa: E402
 from tests.conftest import FIXTURES, REPO  # noqa: E402
+from tests.stored import ListSource  # noqa: E402
 
 MUSICNN = FIXTURES / "models" / "musicnn"
 AUDIO = FIXTURES / "audio"
@@ -249,19 +250,6 @@ def test_bad_model_files_are_refused_before_any_track(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the classifier
-
-
-class ListSource:
-    """A source listing the given records in one page (the sync stage stores them)."""
-
-    def __init__(self, records: Sequence[TrackRecord]) -> None:
-        self.records = list(records)
-
-    def scan(self, request: ScanRequest) -> Iterator[SourcePage]:
-        yield SourcePage([r.source_id for r in self.records], self.records)
-
-    def gone(self, source_ids: Sequence[str]) -> set[str]:
-        return set()
 
 
 def tagger_config(tmp_path: Path, **settings: Any) -> Any:

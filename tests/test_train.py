@@ -39,7 +39,7 @@ from genred.training.model import fit_temperature, softmax  # noqa: E402
 from genred.training.split import GroupedTrack, group_keys, split_groups  # noqa: E402
 from genred.training.train import train_audio_model  # noqa: E402
 from tests.conftest import FIXTURES  # noqa: E402
-from tests.llm_setup import ListSource  # noqa: E402
+from tests.stored import ListSource  # noqa: E402
 
 AUDIO = FIXTURES / "audio"
 
