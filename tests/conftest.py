@@ -11,8 +11,8 @@ import pytest
 pytest_plugins = ["tests.emulators.plex.fixtures", "tests.emulators.llm.fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-FIXTURES = SHARED / "fixtures"
+# Third-party data the tests and the demo use, vendored with its SOURCES and licences.
+FIXTURES = REPO / "tests" / "fixtures"
 EXAMPLE_CONFIG = REPO / "config" / "genred.example.yaml"
 
 

@@ -2,7 +2,7 @@
 
 Starts the Plex emulator (tests/emulators/plex) with the 21,502 CC-licensed tracks of the
 freemusi.cc catalogue and their messy genre tags, plus the real audio files of
-../shared/fixtures/audio mapped into its library; writes a config under .demo/ and starts
+tests/fixtures/audio mapped into its library; writes a config under .demo/ and starts
 the real `genred run` (as systemd would: with a notify socket, whose STATUS lines are
 shown). While it runs, a real audio file is copied into the watched folder, and the demo
 shows its genres appearing in (emulated) Plex through plexapi. Nothing real is touched.
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
 TOKEN = "demo-token-not-secret"
 SECRET = "demo-webhook-secret"
-NEW_FILE = ROOT.parent / "shared" / "fixtures" / "audio" / "debian" / "asc_machine_wars.mp3"
+NEW_FILE = ROOT / "tests" / "fixtures" / "audio" / "debian" / "asc_machine_wars.mp3"
 LLM_KEY = "demo-llm-key-not-secret"
 FOCUS_GENRES = {"ambient", "classical", "new age", "downtempo"}  # the emulator's "Focus"
 

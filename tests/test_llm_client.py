@@ -1,5 +1,5 @@
 """The groq and openai plugins, through their real SDKs, against a scripted HTTP stub on
-127.0.0.1 that answers with the recorded Groq responses in ../shared/fixtures/groq/."""
+127.0.0.1 that answers with the recorded Groq responses in tests/fixtures/groq/."""
 
 from __future__ import annotations
 

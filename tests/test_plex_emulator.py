@@ -22,10 +22,10 @@ from plexapi.server import PlexServer
 
 from tests.emulators.plex import Faults, PlexEmulator, PlexLibrary, RequestRecord, Track
 from tests.emulators.plex.render import RECORDED
-from tests.emulators.plex.sources import AUDIO_DIR, SHARED_FIXTURES, T_END
+from tests.emulators.plex.sources import AUDIO_DIR, FIXTURES, T_END
 
-HA = SHARED_FIXTURES / "plex" / "home-assistant"
-PLEX_RS = SHARED_FIXTURES / "plex" / "plex-api-rs"
+HA = FIXTURES / "plex" / "home-assistant"
+PLEX_RS = FIXTURES / "plex" / "plex-api-rs"
 REPO = Path(__file__).resolve().parent.parent
 VIBE_ACE = AUDIO_DIR / "librosa-data" / "Kevin_MacLeod_-_Vibe_Ace.ogg"  # tagged: Jazz
 ROBIN = AUDIO_DIR / "librosa-data" / "456440__inspectorj__bird-whistling-robin-single-13.ogg"
@@ -90,7 +90,7 @@ TRACK_EXTRA = {
 }
 
 
-def test_vendored_recordings_are_the_shared_ones() -> None:
+def test_vendored_recordings_are_the_fixture_ones() -> None:
     for vendored in RECORDED.glob("*.xml"):
         assert vendored.read_bytes() == (HA / vendored.name).read_bytes(), vendored.name
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import FIXTURES
 from genred.taxonomy import (
     CONTAINED,
     EXACT,
@@ -24,8 +26,8 @@ from genred.taxonomy import (
 
 REPO = Path(__file__).resolve().parent.parent
 GENRES_YAML = REPO / "models" / "genres.yaml"
-METADATA = REPO.parent / "shared" / "fixtures" / "metadata"
-FREEMUSICC = METADATA / "freemusi.cc" / "tracks_joined.csv"
+METADATA = FIXTURES / "metadata"
+FREEMUSICC = METADATA / "freemusi.cc" / "tracks_joined.csv.gz"
 FMA_GENRES = METADATA / "fma" / "genres.csv"
 
 # Styles in the freemusi.cc data that name no genre: formats, instrumentation, moods.
@@ -311,7 +313,7 @@ def test_freemusicc_coverage(tax: Taxonomy) -> None:
     genres: Counter[str] = Counter()
     styles: Counter[str] = Counter()
     tags: Counter[str] = Counter()
-    with FREEMUSICC.open(encoding="utf-8") as f:
+    with gzip.open(FREEMUSICC, "rt", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             for column, counter in (("genre", genres), ("style", styles)):
                 if row[column].strip():

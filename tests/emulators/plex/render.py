@@ -40,7 +40,7 @@ def attrs(pairs: Iterable[tuple[str, object]]) -> str:
 
 @functools.cache
 def recorded(name: str) -> str:
-    """A recorded PMS answer, vendored unchanged from shared/fixtures/plex/home-assistant."""
+    """A recorded PMS answer, vendored unchanged from tests/fixtures/plex/home-assistant."""
     return (RECORDED / name).read_text(encoding="utf-8")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
-import os
+import gzip
 import random
 import re
 from collections import Counter
@@ -16,21 +16,10 @@ from .model import Album, Artist
 from .scan import AUDIO_EXTENSIONS, add_audio_track, read_audio
 
 
-def _find_shared_fixtures() -> Path:
-    """shared/fixtures next to the repository (or inside it), or $GENRED_SHARED_FIXTURES."""
-    env = os.environ.get("GENRED_SHARED_FIXTURES")
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[3]
-    for candidate in (repo / "shared" / "fixtures", repo.parent / "shared" / "fixtures"):
-        if candidate.is_dir():
-            return candidate
-    return repo.parent / "shared" / "fixtures"
-
-
-SHARED_FIXTURES = _find_shared_fixtures()
-FREEMUSICC_CSV = SHARED_FIXTURES / "metadata" / "freemusi.cc" / "tracks_joined.csv"
-AUDIO_DIR = SHARED_FIXTURES / "audio"
+# The vendored fixtures (tests/fixtures, each folder with its SOURCES.md and licences).
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FREEMUSICC_CSV = FIXTURES / "metadata" / "freemusi.cc" / "tracks_joined.csv.gz"
+AUDIO_DIR = FIXTURES / "audio"
 
 # Generated timestamps fall between these (2019-01-01 .. 2024-06-01), so any edit made now
 # bumps updatedAt past every untouched item.
@@ -103,12 +92,8 @@ def _finish_parents(lib: PlexLibrary) -> None:
 @functools.lru_cache(maxsize=4)
 def read_freemusicc(csv_path: Path = FREEMUSICC_CSV) -> tuple[dict[str, str], ...]:
     """The CSV rows (cached: every builder reads the same file)."""
-    if not Path(csv_path).is_file():
-        raise FileNotFoundError(
-            f"freemusi.cc CSV not found at {csv_path}; set GENRED_SHARED_FIXTURES to the "
-            "folder holding metadata/freemusi.cc/tracks_joined.csv"
-        )
-    with open(csv_path, newline="", encoding="utf-8") as handle:
+    opener = gzip.open if str(csv_path).endswith(".gz") else open
+    with opener(csv_path, "rt", newline="", encoding="utf-8") as handle:
         return tuple(csv.DictReader(handle))
 
 
@@ -354,7 +339,7 @@ def _generate_album(
 
 
 def fixture_audio_files(audio_dir: Path = AUDIO_DIR) -> list[Path]:
-    """The real audio under shared/fixtures/audio: librosa-data/*.ogg (not .hq) and debian/*."""
+    """The real audio under tests/fixtures/audio: librosa-data/*.ogg (not .hq) and debian/*."""
     files = sorted((audio_dir / "librosa-data").glob("*.ogg"))
     files = [f for f in files if not f.name.endswith(".hq.ogg")]
     files += sorted(
