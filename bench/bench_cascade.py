@@ -18,11 +18,12 @@ import time
 import pytest
 
 from genred.config import DecideConfig, parse_config
+from genred.hookspecs import PluginContext
+from genred.loader import LoadedPlugins
 from genred.pipeline.classify import cascade_gate, classify
 from genred.pipeline.decide import decide
-from genred.plugins import LoadedPlugins, PluginContext
 from genred.taxonomy import default_taxonomy
-from genred_plugins.llm_metadata import LLMMetadataClassifier
+from genred_plugins.llm.metadata import LLMMetadataClassifier
 from genred_plugins.taxonomy_classifier import TaxonomyClassifier
 from tests.emulators.llm import UNLIMITED, FakeClock, GroundTruth, LLMEmulator, Noise
 from tests.emulators.llm.fixtures import LLM_KEY

@@ -215,7 +215,8 @@ def line(label: str, result: dict[str, Any]) -> str:
 
 def handcrafted(mode: str) -> Any:
     from genred.config import Config
-    from genred.plugins import PluginContext, discover, settings_model
+    from genred.hookspecs import PluginContext, settings_model
+    from genred.loader import discover
 
     info = next((i for i in discover(["extractors"]) if i.name == "handcrafted"), None)
     if info is None or info.cls is None:
@@ -226,8 +227,8 @@ def handcrafted(mode: str) -> Any:
 
 def embedding(model: Path, data_dir: Path) -> Any:
     from genred.config import Config
-    from genred.plugins import PluginContext
-    from genred_plugins.embedding_extractor import EmbeddingExtractor, EmbeddingSettings
+    from genred.hookspecs import PluginContext
+    from genred_plugins.audio.embedding_extractor import EmbeddingExtractor, EmbeddingSettings
 
     settings = EmbeddingSettings(model=str(model), device="cpu", batch_size=8)
     return EmbeddingExtractor(settings, PluginContext(Config(data_dir=data_dir)))

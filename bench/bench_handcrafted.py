@@ -54,7 +54,7 @@ def generated_files(folder: Path) -> list[Path]:
     piece (FLAC) and the same piece transposed (Ogg Vorbis)."""
     import numpy as np
 
-    from genred.audio.decode import load_audio
+    from genred_plugins.audio.decode import load_audio
     from tests.audio_files import AUDIO, write_lossless, write_lossy
 
     rate, seconds = 44100, 240
@@ -104,9 +104,9 @@ def measure(paths: list[str]) -> list[dict[str, Any]]:
     import librosa
     import numpy as np
 
-    from genred.audio.decode import load_audio, probe_duration
-    from genred.audio.excerpts import excerpt_windows, load_windows
-    from genred.audio.handcrafted import FEATURE_NAMES, track_features
+    from genred_plugins.audio.decode import load_audio, probe_duration
+    from genred_plugins.audio.excerpts import excerpt_windows, load_windows
+    from genred_plugins.audio.handcrafted import FEATURE_NAMES, track_features
     from tests.fma_reference import reference_features
 
     def timed(work: Any) -> tuple[float, Any]:

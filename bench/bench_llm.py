@@ -64,14 +64,15 @@ from bench.llm_naive import BATCH, classify_naively, items
 from bench.llm_scores import Scores, score
 from genred.config import DecideConfig, parse_config
 from genred.errors import LLMBudgetExhausted
+from genred.hookspecs import PluginContext
+from genred.loader import LoadedPlugins
 from genred.logs import configure_logging
 from genred.pipeline.classify import classify, load_tracks, pending_ids
 from genred.pipeline.decide import decide
-from genred.plugins import LoadedPlugins, PluginContext
 from genred.records import TrackRecord
 from genred.store import Store, failures
 from genred.taxonomy import default_taxonomy
-from genred_plugins.llm_metadata import LLMMetadataClassifier
+from genred_plugins.llm.metadata import LLMMetadataClassifier
 from tests.emulators.llm import DEFAULT_MODEL, FakeClock, GroundTruth, LLMEmulator, Noise
 from tests.emulators.llm.fixtures import LLM_KEY
 from tests.emulators.plex import PlexLibrary

@@ -55,10 +55,10 @@ def in_child(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 def fast_sync(url: str, db: Path, full: bool | None) -> dict[str, Any]:
     from genred.config import parse_config
+    from genred.hookspecs import PluginContext
     from genred.pipeline.sync import sync
-    from genred.plugins import PluginContext
     from genred.store import Store
-    from genred_plugins.plex_source import PlexSource, PlexSourceConfig
+    from genred_plugins.plex.source import PlexSource, PlexSourceConfig
 
     config = parse_config(f"plex:\n  url: {url}\n  token: {TOKEN}\n", env={})
     with Store.open(db) as store:

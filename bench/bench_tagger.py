@@ -33,7 +33,7 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("onnxruntime")
 librosa = pytest.importorskip("librosa")
 
-from genred.audio.decode import probe_duration  # noqa: E402
+from genred_plugins.audio.decode import probe_duration  # noqa: E402
 
 GENERATED = int(os.environ.get("GENRED_BENCH_TAGGER_GENERATED", "4"))
 MUSICNN = FIXTURES / "models" / "musicnn"
@@ -59,9 +59,9 @@ def make_library(folder: Path) -> list[Path]:
 
 def reference_check() -> float:
     """Largest difference to musicnn's reference over all clips and both models."""
-    from genred.audio.decode import load_audio
-    from genred.tagging.model import OnnxTagger
-    from genred.tagging.spec import resolve_spec
+    from genred_plugins.audio.decode import load_audio
+    from genred_plugins.audio.tagging.model import OnnxTagger
+    from genred_plugins.audio.tagging.spec import resolve_spec
 
     worst = 0.0
     for model in ("msd", "mtt"):
@@ -77,10 +77,10 @@ def reference_check() -> float:
 def stage(files: list[Path], data_dir: Path, **settings: Any) -> dict[str, Any]:
     """The classify stage with the tagger over `files`, in a fresh in-memory store."""
     from genred.config import parse_config
+    from genred.hookspecs import PluginContext
     from genred.pipeline.classify import classify
-    from genred.plugins import PluginContext
     from genred.store import Store, utcnow
-    from genred_plugins.tagger_classifier import TaggerClassifier
+    from genred_plugins.audio.tagger_classifier import TaggerClassifier
 
     config = parse_config(f"data_dir: {data_dir}\n", env={})
     store = Store.memory()

@@ -56,11 +56,11 @@ def library(tmp_path: Path) -> tuple[object, object]:
 
 
 def test_train_and_classify_throughput(tmp_path: Path) -> None:
+    from genred.hookspecs import PluginContext
     from genred.pipeline.classify import classify
-    from genred.plugins import PluginContext
     from genred.training import model as model_module
     from genred.training.train import train_audio_model
-    from genred_plugins.audio_model import AudioModelClassifier
+    from genred_plugins.audio.model_classifier import AudioModelClassifier
 
     store, config = library(tmp_path)
     default_threads = torch.get_num_threads()

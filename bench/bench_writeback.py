@@ -94,9 +94,9 @@ class Library:
 def build_library(tmp_path: Path) -> Library:
     """Store every emulated track as a sync would, then classify and decide for real."""
     from genred.config import parse_config
+    from genred.hookspecs import PluginContext
     from genred.pipeline.classify import classify
     from genred.pipeline.decide import decide
-    from genred.plugins import PluginContext
     from genred.records import TRACK_COLUMNS
     from genred.store import Store, utcnow
     from genred_plugins.taxonomy_classifier import TaxonomyClassifier, TaxonomySettings
@@ -224,10 +224,10 @@ def run_writeback(
     emulator: EmulatorProcess, db: Path, tmp_path: Path, mode: str, name: str, profile: bool
 ) -> tuple[Run, Any]:
     from genred.config import WritebackConfig, parse_config
+    from genred.hookspecs import PluginContext
     from genred.pipeline.writeback import writeback
-    from genred.plugins import PluginContext
     from genred.store import Store
-    from genred_plugins.plex_writeback import PlexWriteback, PlexWritebackSettings
+    from genred_plugins.plex.writeback import PlexWriteback, PlexWritebackSettings
 
     config = parse_config(config_text(emulator.url, tmp_path), "bench.yaml", {})
     emulator.ask("clear")

@@ -12,21 +12,15 @@ from .commands.context import (
     EXIT_CONFIG,
     EXIT_FAILED,
     AppState,
-    GenredGroup,
+    RootGroup,
     config_option,
     pass_state,
     table,
 )
-from .config import (
-    ConfigError,
-    check_taxonomy,
-    load_config,
-    locate,
-    world_readable_secret_warning,
-)
+from .config import ConfigError, load_config, locate, world_readable_secret_warning
 
 
-@click.group(cls=GenredGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="genred")
 @config_option
 @click.pass_context
@@ -50,14 +44,15 @@ def config_check(state: AppState) -> None:
 
     Exits 0 when the file is usable, 2 with one line per problem (file:line key: reason).
     """
-    from .plugins import dependency_warnings, discover, validate_plugin_settings
+    from .checks import check_config, config_warnings
+    from .hookspecs import PluginContext
+    from .loader import discover, load_plugins
 
     try:
         path = locate(state.config_path)
         config = load_config(path)
         infos = discover()
-        validate_plugin_settings(config, infos)
-        check_taxonomy(config)
+        check_config(config, infos)
     except ConfigError as exc:
         for issue in exc.issues:
             click.echo(f"error: {issue}", err=True)
@@ -65,22 +60,12 @@ def config_check(state: AppState) -> None:
     warning = world_readable_secret_warning(path, path.read_text(encoding="utf-8"))
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    index = {(i.kind, i.name): i for i in infos}
-    for kind in ("sources", "extractors", "classifiers", "llm", "writeback"):
-        for entry in config.plugins.enabled(kind):
-            info = index.get((kind, entry.name))
-            if info is not None and info.error:
-                click.echo(f"warning: {info.error}", err=True)
-    for text in dependency_warnings(config, infos):
+    plugins = load_plugins(PluginContext(config), infos)
+    for (kind, name), reason in plugins.unavailable.items():
+        if not any(i.kind == kind and i.name == name and i.error for i in infos):
+            click.echo(f"warning: plugin {name!r} ({kind}) is not available: {reason}", err=True)
+    for text in config_warnings(config, infos, plugins):
         click.echo(f"warning: {text}", err=True)
-    if any(e.name == "llm-labels" for e in config.plugins.enabled("classifiers")):
-        from .presets import load_presets, presets_dir
-
-        found, problems = load_presets(presets_dir(config))
-        for problem in problems:
-            click.echo(f"warning: preset skipped: {problem}", err=True)
-        if not found:
-            click.echo(f"warning: llm-labels has no presets in {presets_dir(config)}", err=True)
     click.echo(f"{path}: ok")
 
 
@@ -91,7 +76,7 @@ def config_check(state: AppState) -> None:
 @pass_state
 def plugins_cmd(state: AppState) -> None:
     """List every installed plugin: kind, name, enabled, import status."""
-    from .plugins import discover
+    from .loader import discover
 
     config = state.config()
     rows = []
@@ -162,32 +147,19 @@ def status_cmd(state: AppState) -> None:
 def _shown_status(run: Any, data_dir: Any) -> str:
     """A 'running' run whose stage lock is free was left by a process that died."""
     from . import locks
+    from .stages import lock_of
 
-    stage = locks.STAGE_OF_JOB.get(run.job)
+    stage = lock_of(run.job)
     if run.status == "running" and stage and locks.holder(data_dir, stage) is None:
         return "interrupted"
     return str(run.status)
 
 
-from .commands.extract import extract_cmd as _extract_command  # noqa: E402
-from .commands.models import models as _models_group  # noqa: E402
-from .commands.presets import presets as _presets_group  # noqa: E402
 from .commands.run import run_cmd as _run_command  # noqa: E402
 from .commands.stages import COMMANDS as _STAGE_COMMANDS  # noqa: E402
-from .commands.sync import plex as _plex_group  # noqa: E402
-from .commands.sync import sync as _sync_command  # noqa: E402
 from .commands.train import train_cmd as _train_command  # noqa: E402
 
-for _command in (
-    _run_command,
-    _sync_command,
-    _extract_command,
-    *_STAGE_COMMANDS,
-    _train_command,
-    _plex_group,
-    _presets_group,
-    _models_group,
-):
+for _command in (_run_command, *_STAGE_COMMANDS, _train_command):
     cli.add_command(_command)
 
 

@@ -22,6 +22,14 @@ class PlexRequestFailed(GenredError):
     """Plex refused one request (4xx other than 401); retrying as is will not help."""
 
 
+class PluginUnavailable(Exception):
+    """An enabled plugin cannot be used; the message says what to install or fix."""
+
+
+class ProcessorUnavailable(GenredError):
+    """A configured LLM processor is not installed, fails to import, or has bad settings."""
+
+
 class StageBusy(GenredError):
     """Another process is running this stage right now (see genred.locks)."""
 
@@ -37,7 +45,7 @@ def raise_if_cancelled(cancel: Event | None, where: str) -> None:
 
 
 # --------------------------------------------------------------------------- LLM providers
-# Raised by the LLM plugins (genred.llm); never retried by the caller as is.
+# Raised by the LLM plugins (genred_plugins.llm); never retried by the caller as is.
 
 
 class LLMUnavailable(GenredError):
@@ -60,6 +68,10 @@ class LLMAnswerError(GenredError):
     """The model kept giving answers that are not valid JSON for the task; the batch failed."""
 
 
+class InvalidAnswer(ValueError):
+    """Raised by a chat's `validate` callback (or the parser): the answer is unusable, ask again."""
+
+
 class LLMBudgetExhausted(GenredError):
     """A rate budget (usually per day) is spent: stop the job and run it again at `retry_at`."""
 
@@ -72,7 +84,7 @@ class LLMBudgetExhausted(GenredError):
 
 
 # --------------------------------------------------------------------------- audio
-# Raised by genred.audio for one file; the extract stage records it for that track.
+# Raised by genred_plugins.audio for one file; the extract stage records it for that track.
 
 
 class AudioError(GenredError):

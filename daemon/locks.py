@@ -26,16 +26,6 @@ INSTANCE = "daemon"
 POLL_S = 0.5
 PROBE_GRACE_S = 0.2  # `holder()` takes a lock for an instant: a no-wait acquire retries this long
 
-# Which lock each recorded job takes. Dry runs write nothing and take none.
-STAGE_OF_JOB = {
-    "sync": "sync",
-    "extract": "extract",
-    "classify": "classify",
-    "decide": "decide",
-    "writeback": "writeback",
-    "revert": "writeback",
-}
-
 
 @dataclass(frozen=True)
 class Holder:

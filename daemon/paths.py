@@ -1,43 +1,24 @@
 """Where a track's audio file is on this machine.
 
-A source reports paths as it sees them (Plex: the server's paths); `plex.path_map`
-rewrites their prefixes to where genred can read the same files.
+A source reports paths as it sees them (Plex: the server's paths); a source plugin with
+the `local_path` hook (`genred.hookspecs.LocatesFiles`) says where the same file is here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from .config import Config
-    from .records import TrackRecord
-
-
-def map_path(path: str | None, path_map: dict[str, str]) -> str | None:
-    """Apply the longest matching `plex_prefix → local_prefix` rule."""
-    if path is None:
-        return None
-    for prefix in sorted(path_map, key=len, reverse=True):
-        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
-            return path_map[prefix].rstrip("/") + path[len(prefix.rstrip("/")) :]
-    return path
+from .hookspecs import LocatesFiles
+from .records import TrackRecord
 
 
-def reverse_map_path(path: str, path_map: dict[str, str]) -> str:
-    """The Plex path of a local `path`: `map_path` backwards, the longest local prefix wins."""
-    by_local = sorted(path_map.items(), key=lambda rule: len(rule[1].rstrip("/")), reverse=True)
-    for plex_prefix, local_prefix in by_local:
-        local_prefix = local_prefix.rstrip("/")
-        if path == local_prefix or path.startswith(local_prefix + "/"):
-            return plex_prefix.rstrip("/") + path[len(local_prefix) :]
-    return path
-
-
-def local_audio_path(track: TrackRecord, config: Config) -> Path | None:
-    """The local path of `track`'s audio (Plex paths through `plex.path_map`), or None."""
+def local_audio_path(track: TrackRecord, sources: Mapping[str, Any]) -> Path | None:
+    """The local path of `track`'s audio (through its source's `local_path`), or None."""
     if not track.path:
         return None
-    if track.source == "plex" and config.plex is not None:
-        return Path(map_path(track.path, config.plex.path_map) or track.path)
+    source = sources.get(track.source)
+    if isinstance(source, LocatesFiles):
+        return source.local_path(track)
     return Path(track.path)

@@ -66,18 +66,6 @@ class Prediction:
     labels: tuple[tuple[str, float], ...]
 
 
-@dataclass(frozen=True)
-class Decision:
-    """The final genres (and moods) of one track, with where they came from."""
-
-    track_id: int
-    genres: tuple[str, ...]
-    moods: tuple[str, ...] = ()
-    confidence: float | None = None
-    provenance: dict[str, Any] = field(default_factory=dict)
-    status: str = "decided"  # decided | review
-
-
 # --------------------------------------------------------------------------- source contract
 
 
@@ -114,3 +102,85 @@ class SourcePage:
     records: Sequence[TrackRecord] = ()
     cursor: Any = None
     total: int | None = None
+
+
+# --------------------------------------------------------------------------- classifier contract
+
+
+@dataclass(frozen=True)
+class Unclassified:
+    """Yielded by a classifier instead of a prediction: no answer for this track this time
+    (a failed request, an answer that left it out). The stage records the failure and asks
+    again after a backoff, instead of storing "nothing to say"."""
+
+    track_id: int
+    error: Exception
+
+
+LABEL_KINDS = ("genre", "mood", "label")
+
+
+def custom_label_set(kind: str, target: str) -> str:
+    """The label set of a user-defined label: `"mood:Happy Vocal"`, `"label:Focus"`."""
+    return f"{kind}:{target}"
+
+
+def split_label_set(value: str) -> tuple[str, str] | None:
+    """`("mood", "Happy Vocal")` for a custom label's set; None for genre/mood/others."""
+    kind, sep, target = value.partition(":")
+    return (kind, target) if sep and kind in LABEL_KINDS and target else None
+
+
+# --------------------------------------------------------------------------- writeback contract
+
+Key = tuple[str, str, str]  # (item_kind, item_id, field): one field of one item at a target
+Values = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One request's worth: the same change to `field` of every item in `ids`.
+
+    Plex applies a multi-item edit as a change (add these tags, remove those) and a
+    single-item edit as the new complete list, so an edit carries both: the delta
+    (`add`, `remove`) shared by all its items, and each item's list before and after.
+    """
+
+    kind: str
+    field: str
+    ids: tuple[str, ...]
+    add: Values
+    remove: Values
+    before: Mapping[str, Values] = field(default_factory=dict)
+    after: Mapping[str, Values] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- LLM contract
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens one or more answers cost."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.total_tokens + other.total_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """The validated answer. `usage` sums every answer this chat was given (retries
+    included); `attempts` is the number of HTTP requests it sent."""
+
+    data: Any
+    usage: Usage
+    model: str
+    raw_text: str
+    attempts: int

@@ -20,67 +20,17 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import JobSchedule, ScheduleConfig
+from .cron import crontab_trigger
 from .logs import get_logger
+from .stages import SCHEDULED
 
 log = get_logger("genred.scheduler")
 
-STAGES = ("sync", "extract", "classify", "decide", "writeback")
 HEARTBEAT = "heartbeat"
-
-
-WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab: 0 (and 7) = Sunday
-
-
-def crontab_trigger(line: str) -> CronTrigger:
-    """A CronTrigger for a crontab line, weekdays as crontab counts them.
-
-    APScheduler 3's `from_crontab` counts weekday numbers from 0 = Monday, so `1-5` would
-    run Tuesday to Saturday; the weekday field is turned into names first (`1-5` →
-    `mon,tue,wed,thu,fri`).
-    """
-    fields = line.split()
-    if len(fields) != 5:
-        raise ValueError(f"a crontab line has 5 fields, this one has {len(fields)}")
-    fields[4] = _weekday_names(fields[4])
-    return CronTrigger.from_crontab(" ".join(fields))
-
-
-def _weekday(text: str) -> int:
-    if text.isdigit():
-        if int(text) > 7:
-            raise ValueError(f"weekday {text} is not 0-7")
-        return int(text)
-    try:
-        return WEEKDAYS.index(text.lower()[:3])
-    except ValueError:
-        raise ValueError(f"{text!r} is not a weekday") from None
-
-
-def _weekday_names(field: str) -> str:
-    """A crontab weekday field (numbers, names, ranges, steps, lists) as a list of names."""
-    if field in ("*", "?"):
-        return field
-    days: set[int] = set()
-    for part in field.split(","):
-        span, _slash, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if span in ("*", "?"):
-            low, high = 0, 6
-        elif "-" in span:
-            low, high = (_weekday(x) for x in span.split("-", 1))
-            high += 7 if high < low else 0  # fri-sun wraps past Saturday
-        else:
-            low = _weekday(span)
-            high = 6 if step_text else low  # crontab `1/2`: from Monday, every other day
-        days.update(day % 7 for day in range(low, high + 1, max(step, 1)))
-    if len(days) == 7:
-        return "*"
-    return ",".join(WEEKDAYS[day] for day in sorted(days))
 
 
 def make_trigger(schedule: JobSchedule) -> BaseTrigger:
@@ -122,8 +72,8 @@ class JobScheduler:
     def start(self, schedule: ScheduleConfig, *, first_sync_in: float | None = 5.0) -> None:
         """Add the configured jobs and start; the first sync runs `first_sync_in` s from now."""
         self._schedule = schedule
-        for stage in STAGES:
-            self._add(stage, getattr(schedule, stage))
+        for stage in SCHEDULED:
+            self._add(stage, schedule.of(stage))
         self._scheduler.start()
         if first_sync_in is not None and schedule.sync.enabled:
             self._scheduler.modify_job("sync", next_run_time=_in(first_sync_in))
@@ -145,9 +95,9 @@ class JobScheduler:
         """Reschedule the jobs whose schedule changed; returns what changed, for the log."""
         old = self._schedule
         changed: list[str] = []
-        for stage in STAGES:
-            before = getattr(old, stage) if old else None
-            after: JobSchedule = getattr(schedule, stage)
+        for stage in SCHEDULED:
+            before = old.of(stage) if old else None
+            after = schedule.of(stage)
             if before == after:
                 continue
             if self._scheduler.get_job(stage) is not None:

@@ -1,6 +1,6 @@
 """The long-running process behind `genred run`: start, signals, reload, shutdown.
 
-Start order (DESIGN.md): config → single-instance lock → store → plugins → scheduler →
+Start order (docs/architecture.md): config → single-instance lock → store → plugins → scheduler →
 folder watcher → triggers (web server with the Plex webhook, source listeners) → READY=1.
 SIGHUP, or an edit of the config file, reloads: the new file is validated first and a bad
 edit keeps the running config (each problem logged with its line). SIGTERM/SIGINT stop new
@@ -19,13 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, check_taxonomy, load_config
+from .checks import check_config
+from .config import Config, ConfigError, load_config
 from .errors import GenredError, StageBusy
+from .hookspecs import Closes, Listens, PluginContext, ProvidesRoutes
+from .loader import load_plugins, retired
 from .locks import InstanceLock
 from .logs import configure_logging, get_logger
 from .notify import Notifier
-from .plugins import PluginContext, load_plugins, retired
 from .scheduler import JobScheduler, describe
+from .stages import CHAINED, SCHEDULED, lock_of
 from .store import Store, StoreError
 from .watcher import Changes, FolderWatcher
 from .worker import Runtime, Worker
@@ -105,7 +108,7 @@ class Service:
 
         try:
             with Store.open(self.config.db_path) as store:
-                stale = close_stale_runs(store, self.config.data_dir)
+                stale = close_stale_runs(store, self.config.data_dir, lock_of)
                 if stale:
                     log.info("runs left by a stopped process marked interrupted", runs=stale)
                 return interrupted_last(store)
@@ -115,10 +118,7 @@ class Service:
     def _resume(self, jobs: list[str]) -> None:
         """A stage whose last run was cut short (stop, crash, kill -9) runs again soon."""
         for job in jobs:
-            if (
-                job in ("extract", "classify", "decide", "writeback")
-                and getattr(self.config.schedule, job).enabled
-            ):
+            if job in CHAINED and self.config.schedule.of(job).enabled:
                 log.info("resuming an interrupted stage", job=job)
                 self.scheduler.soon(f"resume-{job}", self.worker.scheduled, 1.0, job, "resume")
 
@@ -166,7 +166,7 @@ class Service:
         old = self.config
         try:
             new = load_config(self.config_path)
-            _check_whole(new)
+            check_config(new)
             if new.data_dir != old.data_dir:
                 raise ConfigError(
                     [new.source.issue(("data_dir",), "changing data_dir needs a restart")]
@@ -198,19 +198,22 @@ class Service:
             return
         rebuilt = [
             f"{kind}/{name}"
-            for (kind, name), instance in (
-                ((k, n), p) for k in plugins.by_kind for n, p in plugins.by_kind[k].items()
-            )
+            for kind, name, instance in plugins.instances()
             if previous.by_kind.get(kind, {}).get(name) is not instance
         ]
+        dropped = retired(previous, plugins)
+        routes_changed = any(
+            isinstance(p, ProvidesRoutes)
+            for p in [*dropped, *(plugins.get(*r.split("/", 1)) for r in rebuilt)]
+        )
         self._runtime = Runtime(new, plugins)
-        for instance in retired(previous, plugins):
+        for instance in dropped:
             _close(instance)
         rescheduled = self.scheduler.apply(new.schedule)
         if new.folders != old.folders or new.watch != old.watch:
             self._stop_watcher()
             self._start_watcher()
-        if new.web != old.web:
+        if new.web != old.web or routes_changed:
             self._stop_web()
             self._start_web()
         self._start_listeners(restart=rebuilt)
@@ -290,7 +293,8 @@ class Service:
                 hint="pip install 'genred[web]'",
             )
             return
-        server = WebServer(create_app(self.config, self, self.state), web.host, web.port)
+        plugins = [instance for _kind, _name, instance in self._runtime.plugins.instances()]
+        server = WebServer(create_app(plugins, self, self.state), web.host, web.port)
         try:
             server.start()
         except GenredError as exc:
@@ -311,7 +315,7 @@ class Service:
             if name not in sources or f"sources/{name}" in restart:
                 self._listeners.pop(name)()
         for name, plugin in sources.items():
-            if name in self._listeners or not hasattr(plugin, "listen"):
+            if name in self._listeners or not isinstance(plugin, Listens):
                 continue
 
             def notify(reason: str, source: str = name) -> None:
@@ -358,10 +362,7 @@ class Service:
         sched = self.config.schedule
         return {
             "sources": sorted(self._runtime.plugins.of("sources")),
-            "schedule": {
-                s: describe(getattr(sched, s))
-                for s in ("sync", "extract", "classify", "decide", "writeback")
-            },
+            "schedule": {s: describe(sched.of(s)) for s in SCHEDULED},
             "folders": [str(f.path) for f in self.config.folders] if self.watcher else [],
             "web": f"{self.config.web.host}:{self.web.port}" if self.web else None,
         }
@@ -401,14 +402,6 @@ class Service:
         log.info("stopped", reason=reason)
 
 
-def _check_whole(config: Config) -> None:
-    """What `genred config check` checks: plugin sections and the taxonomy additions."""
-    from .plugins import discover, validate_plugin_settings
-
-    validate_plugin_settings(config, discover())
-    check_taxonomy(config)
-
-
 def _digest(path: Path) -> str | None:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -417,9 +410,8 @@ def _digest(path: Path) -> str | None:
 
 
 def _close(instance: Any) -> None:
-    close = getattr(instance, "close", None)
-    if callable(close):
+    if isinstance(instance, Closes):
         try:
-            close()
+            instance.close()
         except Exception:
             log.exception("closing a plugin failed", plugin=type(instance).__name__)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from threading import Event
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from genred.plugins import PluginContext
-from genred.records import Prediction, TrackRecord
-from genred.taxonomy import taxonomy_from_config
+from genred.api import PluginContext, Prediction, Store, TrackRecord, taxonomy_from_config
 
 
 class TaxonomySettings(BaseModel):
@@ -45,7 +44,13 @@ class TaxonomyClassifier:
         )
         self.version = "1-" + hashlib.sha256(blob.encode()).hexdigest()[:10]
 
-    def classify(self, tracks: Sequence[TrackRecord]) -> Iterator[Prediction]:
+    def classify(
+        self,
+        tracks: Sequence[TrackRecord],
+        *,
+        store: Store | None = None,
+        cancel: Event | None = None,
+    ) -> Iterator[Prediction]:
         for track in tracks:
             if track.id is None:
                 continue

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from genred.audio.decode import load_audio  # here, so a worker imports it when it starts
+from genred_plugins.audio.decode import load_audio  # here, so a worker imports it when it starts
 
 
 def summary(path: Path) -> np.ndarray:
@@ -79,9 +79,7 @@ class FakeBatchedExtractor(FakeExtractor):
     """
 
     parallel = False
-
-    class settings:  # stands in for a pydantic settings model
-        batch_size = 3
+    batch_size = 3
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

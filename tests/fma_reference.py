@@ -7,7 +7,7 @@ purpose, since they are what the FMA features are: the spectral features and chr
 are called without `sr` (so librosa's default 22050 applies, whatever the file's rate),
 tonnetz is computed from chroma_cens, and the CQT and chroma_stft each estimate tuning.
 
-Output: 518 float32 values in `genred.audio.handcrafted.FEATURE_NAMES` order.
+Output: 518 float32 values in `genred_plugins.audio.handcrafted.FEATURE_NAMES` order.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def reference_features(y: np.ndarray, sr: int) -> np.ndarray:
     import librosa
     from scipy import stats
 
-    from genred.audio.handcrafted import FAMILIES, STATISTICS
+    from genred_plugins.audio.handcrafted import FAMILIES, STATISTICS
 
     values: dict[str, np.ndarray] = {}
     values["zcr"] = librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512)

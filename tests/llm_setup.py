@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from genred.llm import RateLimiter
-from genred_plugins.groq_llm import GroqLLM
+from genred_plugins.llm.groq_llm import GroqLLM
+from genred_plugins.llm.limits import RateLimiter
 from tests.emulators.llm import FakeClock, LLMEmulator
 from tests.emulators.llm.fixtures import LLM_KEY
 

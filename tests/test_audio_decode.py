@@ -17,7 +17,6 @@ pytest.importorskip("soundfile")
 pytest.importorskip("soxr")
 pytest.importorskip("av")
 
-from genred.audio.decode import load_audio, probe_duration  # noqa: E402
 from genred.errors import (  # noqa: E402
     AudioEmpty,
     AudioError,
@@ -27,6 +26,7 @@ from genred.errors import (  # noqa: E402
     NotAudio,
     UnsupportedCodec,
 )
+from genred_plugins.audio.decode import load_audio, probe_duration  # noqa: E402
 from tests.audio_files import (  # noqa: E402
     AUDIO,
     REAL_AUDIO,
@@ -173,13 +173,13 @@ def test_an_hour_long_file_decodes_within_bounded_memory(tmp_path: Path) -> None
     script = textwrap.dedent(
         f"""
         import sys
-        from genred.audio.decode import load_audio
+        from genred_plugins.audio.decode import load_audio
         samples, rate = load_audio({str(path)!r}, max_duration=600)
         assert len(samples) == 600 * rate, len(samples)
         del samples
         if sys.argv[1] == "extract":
-            from genred.audio.excerpts import excerpt_windows, load_windows
-            from genred.audio.handcrafted import track_features
+            from genred_plugins.audio.excerpts import excerpt_windows, load_windows
+            from genred_plugins.audio.handcrafted import track_features
             parts, rate = load_windows({str(path)!r}, excerpt_windows(3600, 2, 30))
             assert track_features(parts, rate).shape == (518,)
         # VmHWM: this program's peak. (ru_maxrss would include the forking parent's.)

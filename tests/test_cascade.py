@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -159,7 +160,7 @@ class Fixed:
         self.version = "1"
         self.asked: list[int] = []
 
-    def classify(self, tracks: Sequence[TrackRecord]) -> Iterator[Prediction]:
+    def classify(self, tracks: Sequence[TrackRecord], **_: Any) -> Iterator[Prediction]:
         for track in tracks:
             assert track.id is not None
             self.asked.append(track.id)

@@ -19,8 +19,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from genred.config import Config  # noqa: E402
-from genred.plugins import PluginContext  # noqa: E402
-from genred_plugins.embedding_extractor import (  # noqa: E402
+from genred.hookspecs import PluginContext  # noqa: E402
+from genred_plugins.audio.embedding_extractor import (  # noqa: E402
     AudioTooShort,
     EmbeddingExtractor,
     EmbeddingModelError,
@@ -217,7 +217,7 @@ def test_building_the_plugin_and_the_daemon_import_no_torch(tmp_path: Path) -> N
         import sys
         import genred.service
         from genred.config import parse_config
-        from genred.plugins import PluginContext, load_plugins
+        from genred.loader import PluginContext, load_plugins
         config = parse_config(
             "data_dir: {tmp_path}\\nplugins:\\n  extractors:\\n    embedding:\\n"
             "      model: /nonexistent/model\\n"

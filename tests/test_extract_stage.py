@@ -20,16 +20,18 @@ import pytest
 np = pytest.importorskip("numpy")
 sf = pytest.importorskip("soundfile")
 pytest.importorskip("pebble")
-pytest.importorskip("genred.audio.decode")
+pytest.importorskip("genred_plugins.audio.decode")
 
 from genred import errors  # noqa: E402
 from genred.config import Config  # noqa: E402
 from genred.errors import Cancelled  # noqa: E402
-from genred.pipeline.extract import extract  # noqa: E402
-from genred.plugins import LoadedPlugins, PluginContext  # noqa: E402
+from genred.hookspecs import PluginContext  # noqa: E402
+from genred.loader import LoadedPlugins  # noqa: E402
+from genred.pipeline.extract import extract as run_extract  # noqa: E402
 from genred.records import SourcePage, TrackRecord  # noqa: E402
 from genred.store import Store, features, utcnow  # noqa: E402
 from genred.worker import Runtime, Worker  # noqa: E402
+from genred_plugins.plex.source import PlexSource  # noqa: E402
 from tests.conftest import FIXTURES, REPO  # noqa: E402
 from tests.fake_extractors import FakeBatchedExtractor, FakeExtractor, summary  # noqa: E402
 
@@ -68,6 +70,14 @@ def config_for(tmp_path: Path, **extract: Any) -> Config:
             "extract": {"workers": 2, "timeout": 2, "batch": 3, **extract},
         }
     )
+
+
+def extract(store: Store, extractors: dict[str, Any], config: Config, **options: Any) -> Any:
+    """The extract stage with the sources the daemon would give it (Plex's path_map)."""
+    sources = (
+        {"plex": PlexSource(PlexSource.Config(), PluginContext(config))} if config.plex else {}
+    )
+    return run_extract(store, extractors, config, sources=sources, **options)
 
 
 def add_tracks(store: Store, paths: dict[str, str | None], source: str = "folder") -> None:
@@ -361,7 +371,7 @@ def test_genred_extract_runs_the_enabled_extractor_in_the_foreground(
     from click.testing import CliRunner
 
     from genred.cli import cli
-    from genred_plugins.embedding_extractor import EmbeddingExtractor, EmbeddingSettings
+    from genred_plugins.audio.embedding_extractor import EmbeddingExtractor, EmbeddingSettings
     from tests.tiny_models import HIDDEN, save_tiny_model
 
     model = save_tiny_model(tmp_path / "model")

@@ -21,12 +21,13 @@ from mutagen.wave import WAVE
 
 from genred.config import parse_config
 from genred.errors import GenredError
+from genred.hookspecs import PluginContext
+from genred.loader import discover, load_plugins
 from genred.pipeline.sync import state_key, sync
-from genred.plugins import PluginContext, discover, load_plugins
 from genred.records import ScanRequest
 from genred.store import Store, state
-from genred_plugins import folder_source
-from genred_plugins.folder_source import FolderSource, FolderSourceConfig
+from genred_plugins.folder import source as folder_source
+from genred_plugins.folder.source import FolderSource, FolderSourceConfig
 from tests.conftest import FIXTURES
 from tests.stored import track_rows
 

@@ -13,25 +13,26 @@ from pathlib import Path
 
 import pytest
 
-from genred.audio import configure_numba_cache
-from genred.audio.excerpts import WHOLE_TRACK, Window, excerpt_windows
 from genred.config import parse_config
-from genred.plugins import PluginContext, load_plugins
+from genred.hookspecs import PluginContext
+from genred.loader import load_plugins
+from genred_plugins.audio.excerpts import WHOLE_TRACK, Window, excerpt_windows
+from genred_plugins.audio.numba_cache import configure_numba_cache
 from tests.conftest import FIXTURES, REPO
 
 np = pytest.importorskip("numpy")
 librosa = pytest.importorskip("librosa")
 pytest.importorskip("av")
 
-from genred.audio.decode import load_audio, probe_duration  # noqa: E402
-from genred.audio.handcrafted import FEATURE_NAMES, frame_features, track_features  # noqa: E402
-from genred.audio.spectral import magnitude_stft, zero_crossing_rate  # noqa: E402
-from genred.audio.tuning import estimate_tuning  # noqa: E402
 from genred.errors import AudioFileMissing, NotAudio  # noqa: E402
-from genred_plugins.handcrafted_extractor import (  # noqa: E402
+from genred_plugins.audio.decode import load_audio, probe_duration  # noqa: E402
+from genred_plugins.audio.handcrafted import FEATURE_NAMES, frame_features, track_features  # noqa: E402
+from genred_plugins.audio.handcrafted_extractor import (  # noqa: E402
     HandcraftedExtractor,
     HandcraftedSettings,
 )
+from genred_plugins.audio.spectral import magnitude_stft, zero_crossing_rate  # noqa: E402
+from genred_plugins.audio.tuning import estimate_tuning  # noqa: E402
 from tests.fma_reference import reference_features  # noqa: E402
 
 LIBROSA_DATA = FIXTURES / "audio" / "librosa-data"
@@ -209,13 +210,13 @@ def test_loaded_from_the_config_and_numba_cache_in_the_data_dir(tmp_path: Path) 
         costly = ("librosa", "numba", "scipy", "torch")
         at_start = sorted(m for m in costly if m in sys.modules)
         from genred.config import parse_config
-        from genred.plugins import PluginContext, load_plugins
+        from genred.loader import PluginContext, load_plugins
         text = "data_dir: {data}\\nplugins:\\n  extractors:\\n    handcrafted: {{}}\\n"
         loaded = load_plugins(PluginContext(parse_config(text, "g.yaml", {{}})))
         plugin = loaded.get("extractors", "handcrafted")
         heavy = sorted(m for m in costly if m in sys.modules)
         import numba, numpy
-        from genred.audio.spectral import spectral_shape  # one of our cached numba kernels
+        from genred_plugins.audio.spectral import spectral_shape  # one of our cached numba kernels
         freqs = numpy.linspace(0, 11025, 1025)
         spectral_shape(numpy.ones((1025, 4), numpy.float32), freqs, sr=22050)
         print(json.dumps({{"at_start": at_start, "heavy": heavy, "version": plugin.version,

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from genred.config import load_config
-from genred.errors import Cancelled
-from genred.llm import (
+from genred.errors import (
+    Cancelled,
     InvalidAnswer,
     LLMAnswerError,
     LLMAuthFailed,
@@ -25,13 +25,14 @@ from genred.llm import (
     LLMRequestFailed,
     LLMRequestTooLarge,
     LLMUnavailable,
-    RateLimiter,
 )
-from genred.llm.provider import ChatCompletionsLLM
+from genred.hookspecs import LLMPlugin
+from genred.loader import discover
 from genred.logs import configure_logging
-from genred.plugins import LLMPlugin, discover
-from genred_plugins.groq_llm import GroqLLM
-from genred_plugins.openai_llm import OpenAILLM
+from genred_plugins.llm.groq_llm import GroqLLM
+from genred_plugins.llm.limits import RateLimiter
+from genred_plugins.llm.openai_llm import OpenAILLM
+from genred_plugins.llm.provider import ChatCompletionsLLM
 from tests.conftest import EXAMPLE_CONFIG, FIXTURES
 
 GROQ = FIXTURES / "groq"

@@ -16,13 +16,14 @@ from click.testing import CliRunner
 
 from genred.cli import cli
 from genred.config import parse_config
+from genred.hookspecs import PluginContext
+from genred.loader import LoadedPlugins
 from genred.pipeline.classify import classify
 from genred.pipeline.decide import Vote, decide, decide_custom_labels
-from genred.plugins import LoadedPlugins, PluginContext
 from genred.records import TrackRecord
 from genred.store import Store
-from genred_plugins import llm_cache
-from genred_plugins.llm_labels import LLMLabelsClassifier, check_label_answer
+from genred_plugins.llm import cache as llm_cache
+from genred_plugins.llm.labels import LLMLabelsClassifier, check_label_answer
 from tests.emulators.llm import UNLIMITED, FakeClock, GroundTruth, LLMEmulator
 from tests.emulators.llm.fixtures import LLM_KEY
 from tests.emulators.plex import PlexEmulator, PlexLibrary
@@ -254,7 +255,7 @@ class Settings(BaseModel):
 
 
 class Shouting:
-    """Exercises every hook of genred.plugins.LLMProcessor."""
+    """Exercises every hook of genred.loader.LLMProcessor."""
 
     Config = Settings
 
@@ -289,7 +290,7 @@ def processor_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_processors_extend_rewrite_and_post_process(
     processor_dist: None, truth: GroundTruth, llm_clock: FakeClock
 ) -> None:
-    from genred_plugins.llm_prompt import ANSWER_SCHEMA, check_answer
+    from genred_plugins.llm.prompt import ANSWER_SCHEMA, check_answer
 
     with LLMEmulator(truth, key=LLM_KEY, clock=llm_clock, limits=UNLIMITED) as emu:
         llm = groq(emu, llm_clock, processors={"shouting": {"note": "Think of Discogs styles."}})
@@ -312,8 +313,8 @@ def test_processors_extend_rewrite_and_post_process(
 
 
 def test_an_unknown_or_misconfigured_processor_is_a_clear_error(processor_dist: None) -> None:
-    from genred.llm.processors import ProcessorUnavailable
-    from genred_plugins.groq_llm import GroqLLM
+    from genred.errors import ProcessorUnavailable
+    from genred_plugins.llm.groq_llm import GroqLLM
 
     def build(processors: Any) -> Any:
         settings = GroqLLM.Config(api_key="k", processors=processors)

@@ -21,16 +21,17 @@ from click.testing import CliRunner
 
 from genred.config import Config, DecideConfig, parse_config
 from genred.errors import Cancelled, LLMBudgetExhausted
-from genred.llm import estimate_tokens
+from genred.hookspecs import PluginContext
+from genred.loader import LoadedPlugins, discover
 from genred.pipeline.classify import classify, load_tracks
 from genred.pipeline.decide import decide
 from genred.pipeline.sync import sync
-from genred.plugins import LoadedPlugins, PluginContext, Unclassified, discover
-from genred.records import TrackRecord
+from genred.records import TrackRecord, Unclassified
 from genred.store import Store
 from genred.taxonomy import default_taxonomy, normalize_key
-from genred_plugins import llm_prompt
-from genred_plugins.llm_metadata import LLMMetadataClassifier
+from genred_plugins.llm import prompt as llm_prompt
+from genred_plugins.llm.limits import estimate_tokens
+from genred_plugins.llm.metadata import LLMMetadataClassifier
 from tests.conftest import EXAMPLE_CONFIG
 from tests.emulators.llm import (
     NOISE_KINDS,
@@ -537,7 +538,7 @@ def test_unclassified_from_other_classifiers_is_a_failure_not_a_prediction() -> 
     class Half:
         version = "1"
 
-        def classify(self, tracks: Sequence[TrackRecord]) -> Iterator[Any]:
+        def classify(self, tracks: Sequence[TrackRecord], **_: Any) -> Iterator[Any]:
             yield Unclassified(tracks[0].id or 0, RuntimeError("later"))
 
     assert classify(store, {"half": Half()}) == {

@@ -23,6 +23,7 @@ from genred import locks
 from genred.cli import cli
 from genred.errors import Cancelled, GenredError, StageBusy
 from genred.pipeline.jobs import close_stale_runs, run_job
+from genred.stages import STAGES, lock_of
 from genred.store import Store, runs
 from tests.waiting import wait_for
 
@@ -95,15 +96,17 @@ def test_holder_describe() -> None:
     assert locks.Holder(None, "unknown", "").describe() == "another process"
 
 
-def test_stage_of_job() -> None:
-    assert locks.STAGE_OF_JOB == {
+def test_the_lock_of_each_job() -> None:
+    assert {job: lock_of(job) for job in STAGES} == {
         "sync": "sync",
         "extract": "extract",
         "classify": "classify",
         "decide": "decide",
         "writeback": "writeback",
         "revert": "writeback",
+        "train": None,  # writes only its model files, atomically
     }
+    assert lock_of("writeback-dry-run") is None  # a dry run writes nothing
 
 
 # --------------------------------------------------------------------------- acquire / holder
@@ -300,7 +303,7 @@ def test_run_job_records_an_ok_run_under_its_lock(store: Store, tmp_path: Path) 
         during.append(locks.holder(tmp_path, "sync"))
         return {"added": 3, "seen": 5}
 
-    assert run_job(store, "sync", "cli", work, data_dir=tmp_path, by="sync") == {
+    assert run_job(store, "sync", "cli", work, lock="sync", data_dir=tmp_path, by="sync") == {
         "added": 3,
         "seen": 5,
     }
@@ -317,29 +320,31 @@ def test_run_job_records_an_ok_run_under_its_lock(store: Store, tmp_path: Path) 
     assert ended is not None
 
 
-def test_run_job_takes_the_stage_lock_of_the_job(store: Store, tmp_path: Path) -> None:
+def test_run_job_takes_the_stage_lock_it_is_given(store: Store, tmp_path: Path) -> None:
     held: dict[str, Any] = {}
 
     def work() -> dict[str, Any]:
         held.update({s: locks.holder(tmp_path, s) for s in ("sync", "writeback", "classify")})
         return {}
 
-    run_job(store, "revert", "cli", work, data_dir=tmp_path)
+    run_job(store, "revert", "cli", work, lock=lock_of("revert"), data_dir=tmp_path)
     assert held["writeback"] is not None and held["writeback"].by == "cli"
     assert held["sync"] is None and held["classify"] is None
 
 
 def test_run_job_without_data_dir_or_stage_takes_no_lock(store: Store, tmp_path: Path) -> None:
     seen: list[Any] = []
-    run_job(store, "sync", "cli", lambda: seen.append(locks.holder(tmp_path, "sync")) or {})
+    run_job(
+        store, "sync", "cli", lambda: seen.append(locks.holder(tmp_path, "sync")) or {}, lock="sync"
+    )
     run_job(
         store,
         "report",  # a job with no stage lock
         "cli",
-        lambda: seen.append([locks.holder(tmp_path, s) for s in locks.STAGE_OF_JOB]) or {},
+        lambda: seen.append([locks.holder(tmp_path, s) for s in STAGES]) or {},
         data_dir=tmp_path,
     )
-    assert seen == [None, [None] * len(locks.STAGE_OF_JOB)]
+    assert seen == [None, [None] * len(STAGES)]
     assert [r[:3] for r in run_rows(store.path)] == [
         ("sync", "cli", "ok"),
         ("report", "cli", "ok"),
@@ -350,7 +355,13 @@ def test_run_job_busy_without_wait_records_nothing(store: Store, tmp_path: Path)
     called: list[bool] = []
     with HeldLock(tmp_path, "decide"), pytest.raises(StageBusy, match="decide is already running"):
         run_job(
-            store, "decide", "cli", lambda: called.append(True) or {}, data_dir=tmp_path, wait=False
+            store,
+            "decide",
+            "cli",
+            lambda: called.append(True) or {},
+            lock="decide",
+            data_dir=tmp_path,
+            wait=False,
         )
     assert called == []
     assert run_rows(store.path) == []
@@ -371,7 +382,13 @@ def test_run_job_records_the_run_only_once_it_has_the_lock(
     def job() -> None:
         with Store.open(store.path) as own:
             result["counts"] = run_job(
-                own, "sync", "schedule", lambda: {"added": 1}, data_dir=tmp_path, on_wait=on_wait
+                own,
+                "sync",
+                "schedule",
+                lambda: {"added": 1},
+                lock="sync",
+                data_dir=tmp_path,
+                on_wait=on_wait,
             )
 
     with HeldLock(tmp_path, "sync", by="sync") as held:
@@ -402,6 +419,7 @@ def test_run_job_cancelled_while_waiting_records_nothing(store: Store, tmp_path:
                 "classify",
                 "schedule",
                 lambda: called.append(True) or {},
+                lock="classify",
                 data_dir=tmp_path,
                 cancel=cancel,
             )
@@ -425,7 +443,7 @@ def test_run_job_records_how_the_work_ended(
         raise exc
 
     with pytest.raises(type(exc)):
-        run_job(store, "sync", "cli", work, data_dir=tmp_path)
+        run_job(store, "sync", "cli", work, lock="sync", data_dir=tmp_path)
     [(job, _trigger, got_status, counts, got_error, _s, ended)] = run_rows(store.path)
     assert (job, got_status, json.loads(counts), got_error) == ("sync", status, {}, error)
     assert ended is not None
@@ -442,7 +460,7 @@ def test_close_stale_runs_only_closes_runs_whose_lock_is_free(store: Store, tmp_
     done = runs.start(store, "decide", "cli")
     runs.finish(store, done, "ok", {"decided": 1})
     with HeldLock(tmp_path, "classify"):
-        assert close_stale_runs(store, tmp_path) == 2
+        assert close_stale_runs(store, tmp_path, lock_of) == 2
     status = dict(store.conn.execute("SELECT id, status FROM runs").fetchall())
     assert status == {
         stale_sync: "interrupted",
@@ -454,11 +472,11 @@ def test_close_stale_runs_only_closes_runs_whose_lock_is_free(store: Store, tmp_
         "SELECT error, ended_at FROM runs WHERE id = ?", (stale_sync,)
     ).fetchone()
     assert error == "the process running it stopped" and ended is not None
-    assert close_stale_runs(store, tmp_path) == 1  # now the classify lock is free too
+    assert close_stale_runs(store, tmp_path, lock_of) == 1  # now the classify lock is free too
 
 
 def test_close_stale_runs_with_nothing_running(store: Store, tmp_path: Path) -> None:
-    assert close_stale_runs(store, tmp_path) == 0
+    assert close_stale_runs(store, tmp_path, lock_of) == 0
 
 
 def test_mark_interrupted_of_some_jobs_or_all(store: Store) -> None:

@@ -23,13 +23,13 @@ from plexapi.server import PlexServer
 
 from genred.config import Config, parse_config
 from genred.errors import Cancelled, GenredError, PlexUnreachable
+from genred.hookspecs import PluginContext
 from genred.pipeline.sync import state_key, sync
-from genred.plugins import PluginContext
 from genred.progress import NullProgress
 from genred.records import TRACK_COLUMNS, ScanRequest, SourcePage, TrackRecord
 from genred.store import Store, state
-from genred_plugins.plex_common import RetrySettings
-from genred_plugins.plex_source import PlexSource, PlexSourceConfig
+from genred_plugins.plex.connection import RetrySettings
+from genred_plugins.plex.source import PlexSource, PlexSourceConfig
 from tests.conftest import FIXTURES
 from tests.emulators.plex import Faults, PlexEmulator, PlexLibrary, RequestRecord, Track
 from tests.emulators.plex.model import TRACK

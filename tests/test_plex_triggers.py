@@ -21,13 +21,13 @@ import websocket
 from plexapi.server import PlexServer
 
 from genred.config import parse_config
+from genred.hookspecs import PluginContext
 from genred.logs import configure_logging
-from genred.paths import map_path, reverse_map_path
-from genred.plugins import PluginContext
-from genred_plugins import plex_source
-from genred_plugins.plex_alerts import PlexAlerts, change_reason
-from genred_plugins.plex_common import RetrySettings
-from genred_plugins.plex_source import PlexSource, PlexSourceConfig, scan_plan
+from genred_plugins.plex import source as plex_source
+from genred_plugins.plex.alerts import PlexAlerts, change_reason
+from genred_plugins.plex.connection import RetrySettings
+from genred_plugins.plex.paths import map_path, reverse_map_path
+from genred_plugins.plex.source import PlexSource, PlexSourceConfig, scan_plan
 from tests.conftest import FIXTURES
 from tests.emulators.plex import PlexEmulator
 

@@ -10,12 +10,12 @@ from click.testing import CliRunner
 
 from genred.cli import cli
 from genred.config import ConfigError
-from genred.presets import (
+from genred.records import split_label_set
+from genred_plugins.llm.presets import (
     import_preset,
     load_preset,
     load_presets,
     parse_preset,
-    split_label_set,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "config" / "prompts"

@@ -7,17 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from genred.errors import Cancelled
-from genred.llm import (
-    LLMBudgetExhausted,
-    LLMRequestTooLarge,
+from genred.errors import Cancelled, LLMBudgetExhausted, LLMRequestTooLarge
+from genred_plugins.llm.limits import (
     RateBudget,
     RateLimiter,
     RateLimits,
     estimate_tokens,
     parse_go_duration,
 )
-from genred.llm.provider import retry_wait, too_large
+from genred_plugins.llm.provider import retry_wait, too_large
 
 GROQ_HEADERS = {"requests": "day", "tokens": "minute"}
 WALL = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -13,7 +13,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from genred.config import JobSchedule, ScheduleConfig
-from genred.scheduler import HEARTBEAT, STAGES, JobScheduler, describe, make_trigger
+from genred.scheduler import HEARTBEAT, JobScheduler, describe, make_trigger
+from genred.stages import SCHEDULED as STAGES
 from tests.waiting import wait_for
 
 OFF = JobSchedule(enabled=False)

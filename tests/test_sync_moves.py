@@ -14,12 +14,12 @@ import mutagen
 import pytest
 
 from genred.config import parse_config
+from genred.hookspecs import PluginContext
 from genred.pipeline import moves
 from genred.pipeline.sync import sync
-from genred.plugins import PluginContext
 from genred.records import SourcePage, TrackRecord
 from genred.store import Store, failures, utcnow
-from genred_plugins.folder_source import FolderSource, FolderSourceConfig
+from genred_plugins.folder.source import FolderSource, FolderSourceConfig
 from tests.conftest import FIXTURES
 from tests.test_plex_sync import ScriptedSource
 

@@ -22,29 +22,30 @@ pytest.importorskip("soxr")
 import yaml  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
-from genred.audio.decode import load_audio  # noqa: E402
 from genred.cli import cli  # noqa: E402
 from genred.config import parse_config  # noqa: E402
 from genred.errors import Cancelled  # noqa: E402
+from genred.hookspecs import PluginContext  # noqa: E402
+from genred.loader import discover, load_plugins  # noqa: E402
 from genred.pipeline.classify import classify  # noqa: E402
 from genred.pipeline.sync import sync  # noqa: E402
-from genred.plugins import PluginContext, discover, load_plugins  # noqa: E402
 from genred.records import TrackRecord  # noqa: E402
 from genred.store import Store  # noqa: E402
 from genred.store import features as features_q  # noqa: E402
-from genred.tagging.fetch import ModelFetchError, fetch_model  # noqa: E402
-from genred.tagging.logmel import frame_count, patch_starts  # noqa: E402
-from genred.tagging.meaning import genre_of, ranked, tag_meaning  # noqa: E402
-from genred.tagging.model import OnnxTagger  # noqa: E402
-from genred.tagging.spec import (  # noqa: E402
+from genred.taxonomy import default_taxonomy  # noqa: E402
+from genred_plugins.audio.decode import load_audio  # noqa: E402
+from genred_plugins.audio.tagger_classifier import TaggerClassifier  # noqa: E402
+from genred_plugins.audio.tagging.fetch import ModelFetchError, fetch_model  # noqa: E402
+from genred_plugins.audio.tagging.logmel import frame_count, patch_starts  # noqa: E402
+from genred_plugins.audio.tagging.meaning import genre_of, ranked, tag_meaning  # noqa: E402
+from genred_plugins.audio.tagging.model import OnnxTagger  # noqa: E402
+from genred_plugins.audio.tagging.spec import (  # noqa: E402
     ModelSpecError,
     file_sha256,
     read_spec,
     resolve_spec,
     shipped_specs,
 )
-from genred.taxonomy import default_taxonomy  # noqa: E402
-from genred_plugins.tagger_classifier import TaggerClassifier  # noqa: E402
 from tests.conftest import FIXTURES, REPO  # noqa: E402
 from tests.stored import ListSource  # noqa: E402
 
@@ -199,7 +200,7 @@ def write_spec(folder: Path, **changes: Any) -> Path:
     for name in ("msd_tags.json", "msd_musicnn.onnx"):
         target = folder / name
         if not target.exists():
-            target.write_bytes((MUSICNN / name).read_bytes())
+            target.write_bytes((REPO / "models" / "musicnn" / name).read_bytes())
     data.update(changes)
     path = folder / "custom.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -379,7 +380,9 @@ def test_fetch_installs_a_file_with_the_right_checksum(
     tmp_path: Path, served: tuple[str, Path]
 ) -> None:
     url, root = served
-    (root / "remote.onnx").write_bytes((MUSICNN / "msd_musicnn.onnx").read_bytes())
+    (root / "remote.onnx").write_bytes(
+        (REPO / "models" / "musicnn" / "msd_musicnn.onnx").read_bytes()
+    )
     (root / "tags.json").write_bytes((MUSICNN / "msd_tags.json").read_bytes())
     specs = tmp_path / "specs"
     specs.mkdir()
@@ -469,7 +472,7 @@ def test_model_files_ship_as_package_data() -> None:
 
 def test_config_check_names_an_unknown_model(tmp_path: Path) -> None:
     from genred.config import ConfigError
-    from genred.plugins import validate_plugin_settings
+    from genred.loader import validate_plugin_settings
 
     config = tagger_config(tmp_path, model="msd-musicn")
     with pytest.raises(ConfigError, match="unknown tagger model 'msd-musicn'"):
@@ -478,7 +481,7 @@ def test_config_check_names_an_unknown_model(tmp_path: Path) -> None:
 
 def test_spec_options_for_other_models_layout_and_logits() -> None:
     """Another model is a spec: input layout [batch, mels, frames], outputs as logits."""
-    from genred.tagging.logmel import cut_patches
+    from genred_plugins.audio.tagging.logmel import cut_patches
 
     model = tagger("msd-musicnn")
     spec = model.spec
@@ -501,7 +504,7 @@ def test_patches_are_the_whole_track_spectrogram_cut_up(monkeypatch: pytest.Monk
     """Computed a stretch at a time, frame for frame librosa's whole-track log-mel."""
     import librosa
 
-    from genred.tagging import logmel
+    from genred_plugins.audio.tagging import logmel
 
     spec = resolve_spec("msd-musicnn").spec
     audio = samples(CHOICE)

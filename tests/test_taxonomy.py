@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import FIXTURES
 from genred.taxonomy import (
     CONTAINED,
     EXACT,
@@ -23,6 +22,7 @@ from genred.taxonomy import (
     default_taxonomy,
     normalize_key,
 )
+from tests.conftest import FIXTURES
 
 REPO = Path(__file__).resolve().parent.parent
 GENRES_YAML = REPO / "models" / "genres.yaml"

@@ -22,9 +22,10 @@ from click.testing import CliRunner  # noqa: E402
 
 from genred.cli import cli  # noqa: E402
 from genred.config import TrainLabelsConfig, parse_config  # noqa: E402
+from genred.hookspecs import PluginContext  # noqa: E402
+from genred.loader import discover, load_plugins  # noqa: E402
 from genred.pipeline.classify import classify  # noqa: E402
 from genred.pipeline.sync import sync  # noqa: E402
-from genred.plugins import PluginContext, discover, load_plugins  # noqa: E402
 from genred.records import TrackRecord  # noqa: E402
 from genred.store import Store, features, utcnow  # noqa: E402
 from genred.taxonomy import default_taxonomy  # noqa: E402
@@ -534,7 +535,7 @@ def test_separable_synthetic_audio_is_recognised_on_held_out_albums(
     import soundfile as sf
 
     pytest.importorskip("librosa")
-    from genred_plugins.handcrafted_extractor import HandcraftedExtractor
+    from genred_plugins.audio.handcrafted_extractor import HandcraftedExtractor
 
     data = tmp_path / "data"
     music = tmp_path / "music"

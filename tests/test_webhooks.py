@@ -23,8 +23,10 @@ from fastapi.testclient import TestClient
 
 from genred.config import Config, parse_config
 from genred.errors import GenredError
+from genred.hookspecs import PluginContext
 from genred.logs import configure_logging
 from genred.web import WebServer, create_app
+from genred_plugins.plex.source import PlexSource, PlexSourceConfig
 
 SECRET = "hook-secret-6f1d2c9a8b7e"
 JPEG = (
@@ -47,7 +49,16 @@ class RecordingRequester:
 
 
 def web_config(secret: str | None = SECRET, **web: Any) -> Config:
-    return parse_config(json.dumps({"web": {"webhook_secret": secret, **web}}), env={})
+    plex = {"url": "http://127.0.0.1:9", "token": "t"}
+    return parse_config(
+        json.dumps({"plex": plex, "web": {"webhook_secret": secret, **web}}), env={}
+    )
+
+
+def webhook_app(config: Config, requester: Any, *args: Any, **kwargs: Any) -> Any:
+    """The daemon's app with the routes the (real) plex source registers."""
+    source = PlexSource(PlexSourceConfig(), PluginContext(config))
+    return create_app([source], requester, *args, **kwargs)
 
 
 def plex_payload(event: str = "library.new", **metadata: Any) -> dict[str, Any]:
@@ -121,7 +132,7 @@ def requester() -> RecordingRequester:
 
 @pytest.fixture
 def client(requester: RecordingRequester) -> Iterator[TestClient]:
-    with TestClient(create_app(web_config(), requester)) as test_client:
+    with TestClient(webhook_app(web_config(), requester)) as test_client:
         yield test_client
 
 
@@ -155,7 +166,7 @@ def test_the_thumb_part_plex_attaches_is_accepted(
 
 
 def test_the_coalescing_delay_comes_from_the_config(requester: RecordingRequester) -> None:
-    with TestClient(create_app(web_config(webhook_delay="3s"), requester)) as client:
+    with TestClient(webhook_app(web_config(webhook_delay="3s"), requester)) as client:
         assert post_hook(client, plex_payload("library.on.deck")).status_code == 200
     assert requester.calls == [
         ("plex", {"reason": "webhook: plex library.on.deck", "paths": (), "delay": 3.0})
@@ -221,7 +232,7 @@ def test_other_methods_cannot_tell_whether_a_secret_is_right(client: TestClient)
 def test_without_a_configured_secret_there_is_no_webhook(
     requester: RecordingRequester, secret: str | None
 ) -> None:
-    with TestClient(create_app(web_config(secret), requester)) as client:
+    with TestClient(webhook_app(web_config(secret), requester)) as client:
         for guess in ("None", "null", "x", SECRET):
             response = post_hook(client, plex_payload(), secret=guess)
             assert response.status_code == 404
@@ -282,7 +293,7 @@ def test_a_form_urlencoded_payload_is_read_too(
 
 
 def test_a_body_over_the_limit_is_refused(requester: RecordingRequester) -> None:
-    with TestClient(create_app(web_config(), requester, max_body=64 * 1024)) as client:
+    with TestClient(webhook_app(web_config(), requester, max_body=64 * 1024)) as client:
         response = post_hook(client, plex_payload(), thumb=b"\xff" * 100_000)
         assert response.status_code == 413
         assert post_hook(client, plex_payload(), thumb=JPEG).status_code == 200
@@ -290,10 +301,10 @@ def test_a_body_over_the_limit_is_refused(requester: RecordingRequester) -> None
 
 
 def test_health_says_ok_and_what_the_daemon_adds(requester: RecordingRequester) -> None:
-    with TestClient(create_app(web_config(), requester)) as client:
+    with TestClient(webhook_app(web_config(), requester)) as client:
         assert client.get("/health").json() == {"status": "ok"}
     status = {"jobs": {"sync": "idle"}, "tracks": 2015}
-    with TestClient(create_app(web_config(), requester, lambda: status)) as client:
+    with TestClient(webhook_app(web_config(), requester, lambda: status)) as client:
         response = client.get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "jobs": {"sync": "idle"}, "tracks": 2015}
@@ -312,7 +323,7 @@ def test_without_the_web_extra_the_import_error_names_it(
 
 
 def test_a_real_server_on_port_0_serves_and_stops(requester: RecordingRequester) -> None:
-    server = WebServer(create_app(web_config(), requester), "127.0.0.1", 0)
+    server = WebServer(webhook_app(web_config(), requester), "127.0.0.1", 0)
     server.start(timeout=10)
     try:
         assert server.port > 0
@@ -333,7 +344,7 @@ def test_a_taken_port_is_an_error_that_says_so(requester: RecordingRequester) ->
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = WebServer(create_app(web_config(), requester), "127.0.0.1", port)
+        server = WebServer(webhook_app(web_config(), requester), "127.0.0.1", port)
         with pytest.raises(GenredError) as raised:
             server.start(timeout=5)
     assert str(raised.value) == f"web: cannot listen on 127.0.0.1:{port}: address already in use"
@@ -341,7 +352,7 @@ def test_a_taken_port_is_an_error_that_says_so(requester: RecordingRequester) ->
 
 
 def test_an_address_not_on_this_host_is_an_error(requester: RecordingRequester) -> None:
-    server = WebServer(create_app(web_config(), requester), "192.0.2.1", 0)  # TEST-NET-1
+    server = WebServer(webhook_app(web_config(), requester), "192.0.2.1", 0)  # TEST-NET-1
     with pytest.raises(GenredError, match=r"^web: cannot listen on 192\.0\.2\.1:0: cannot assign"):
         server.start(timeout=5)
 
@@ -352,7 +363,7 @@ def test_the_secret_never_reaches_the_log(requester: RecordingRequester) -> None
     configure_logging("debug", "json", [], stream=stream)
     for name in ("httpx", "httpcore"):  # the test's own client logs the URLs it calls
         logging.getLogger(name).setLevel(logging.WARNING)
-    server = WebServer(create_app(web_config(), requester), "127.0.0.1", 0)
+    server = WebServer(webhook_app(web_config(), requester), "127.0.0.1", 0)
     server.start()
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=5) as http:

@@ -15,10 +15,11 @@ import pytest
 from genred import locks
 from genred.config import Config, parse_config
 from genred.errors import GenredError
-from genred.plugins import LoadedPlugins
+from genred.loader import LoadedPlugins
 from genred.records import Prediction, ScanRequest, SourcePage, TrackRecord
 from genred.store import Store
-from genred.worker import RETRY_S, Runtime, SourceRequest, SyncRequests, Worker
+from genred.triggers import SourceRequest, SyncRequests
+from genred.worker import RETRY_S, Runtime, Worker
 from tests.waiting import wait_for
 
 # --------------------------------------------------------------------------- fakes
@@ -78,7 +79,7 @@ class FakeClassifier:
         self.seen: list[str] = []
         self.during: Callable[[], None] = lambda: None
 
-    def classify(self, tracks: Sequence[TrackRecord]) -> Iterator[Prediction]:
+    def classify(self, tracks: Sequence[TrackRecord], **_: Any) -> Iterator[Prediction]:
         self.during()
         for track in tracks:
             self.seen.append(track.source_id)

@@ -125,7 +125,7 @@ def test_dry_run_changes_nothing() -> None:
     target = target_for(store)
     report = wb.writeback(store, target, WritebackConfig(mode="replace"), dry_run=True)
     assert target.applied == []
-    assert store.db["writebacks"].count == 0
+    assert store.conn.execute("SELECT COUNT(*) FROM writebacks").fetchone()[0] == 0
     assert {e.ids for e in report.planned} == {("3", "1"), ("4",)}
 
 
@@ -148,7 +148,7 @@ def test_failed_request_is_recorded_and_not_marked_written() -> None:
         store.conn.execute("SELECT COUNT(*) FROM writebacks WHERE written IS NULL").fetchone()[0]
         == 0
     )
-    assert store.db["failures"].count == 0
+    assert store.conn.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 0
 
 
 def test_crash_between_write_and_record_never_writes_twice() -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..config import Config, ConfigError, load_config
 from ..logs import configure_logging
 from ..store import Store, StoreError
+
+if TYPE_CHECKING:
+    from ..loader import LoadedPlugins
+    from ..stages import StageRun
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -82,6 +86,46 @@ class GenredGroup(click.Group):
         return super().group(*args, **kwargs)
 
 
+class RootGroup(GenredGroup):
+    """The `genred` group: its own commands plus those plugins register under
+    ``genred.commands`` (loaded when the command line first needs them)."""
+
+    _plugin_commands: dict[str, click.Command] | None = None
+
+    def _plugins(self) -> dict[str, click.Command]:
+        if self._plugin_commands is None:
+            from ..loader import discover_commands
+
+            found: dict[str, click.Command] = {}
+            for item in discover_commands():
+                if isinstance(item.command, click.Command) and item.name not in self.commands:
+                    found[item.name] = with_config_option(item.command)
+                elif item.error:
+                    found[item.name] = _unavailable_command(item.name, item.error)
+            self._plugin_commands = found
+        return self._plugin_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or self._plugins().get(cmd_name)
+
+
+def _unavailable_command(name: str, error: str) -> click.Command:
+    """Stands in for a plugin command that cannot be loaded: says why, exits 1."""
+
+    @click.command(
+        name, help=f"(unavailable: {error})", context_settings={"ignore_unknown_options": True}
+    )
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def unavailable(args: tuple[str, ...]) -> None:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_FAILED)
+
+    return unavailable
+
+
 def open_store(config: Config) -> Store:
     """Open the database, or exit 1 with the reason."""
     try:
@@ -98,9 +142,10 @@ def table(headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
 
 
-def load_enabled_plugins(config: Config, store: Store, *, warn: bool = True) -> Any:
+def load_enabled_plugins(config: Config, store: Store, *, warn: bool = True) -> LoadedPlugins:
     """Build the enabled plugins; config errors exit 2, unavailable ones are warned about."""
-    from ..plugins import PluginContext, load_plugins
+    from ..hookspecs import PluginContext
+    from ..loader import load_plugins
 
     try:
         loaded = load_plugins(PluginContext(config, store))
@@ -122,29 +167,71 @@ wait_option = click.option(
 )
 
 
-def run_stage(store: Store, job: str, work: Any, *, data_dir: Path, wait: bool = True) -> Any:
-    """Run a stage as a recorded job from the CLI, under its stage lock.
+def run_stage(
+    state: AppState,
+    name: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    wait: bool = True,
+    job: str | None = None,
+    check: Callable[[LoadedPlugins], None] | None = None,
+) -> tuple[dict[str, Any], StageRun]:
+    """Run the registered stage `name` from the CLI, recorded as `job` (default: `name`)
+    under the stage's lock; `check` sees the built plugins first (and may exit).
 
-    A GenredError exits 1 with its message; a stage busy elsewhere waits (saying so) or,
-    with --no-wait, exits 75.
+    No plugin for it: exit 1 saying what to enable. A GenredError exits 1 with its
+    message; a stage busy elsewhere waits (saying so) or, with --no-wait, exits 75.
     """
     from ..errors import GenredError, StageBusy
+    from ..loader import LoadedPlugins
     from ..pipeline.jobs import run_job
+    from ..progress import for_terminal
+    from ..stages import STAGES, StageRun
 
-    def waiting(holder: Any) -> None:
-        who = holder.describe() if holder else "another process"
-        click.echo(
-            f"{job} is running in {who}; waiting for it to finish (--no-wait: exit)", err=True
+    stage = STAGES[name]
+    job = job or name
+    config = state.config()
+    with open_store(config) as store:
+        plugins = (
+            load_enabled_plugins(config, store, warn=check is None)
+            if stage.needs
+            else LoadedPlugins()
         )
+        if check is not None:
+            check(plugins)
+        if not stage.has_work(plugins):
+            click.echo(stage.nothing_enabled, err=True)
+            sys.exit(EXIT_FAILED)
+        run = StageRun(store, config, plugins, for_terminal(), "cli", options=options or {})
 
-    try:
-        return run_job(store, job, "cli", work, data_dir=data_dir, wait=wait, on_wait=waiting)
-    except StageBusy as exc:
-        click.echo(f"busy: {exc}", err=True)
-        sys.exit(EXIT_BUSY)
-    except GenredError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
-    except KeyboardInterrupt:
-        click.echo(f"{job} interrupted; committed work is kept, run it again to go on", err=True)
-        sys.exit(130)
+        def waiting(holder: Any) -> None:
+            who = holder.describe() if holder else "another process"
+            click.echo(
+                f"{job} is running in {who}; waiting for it to finish (--no-wait: exit)",
+                err=True,
+            )
+
+        lock = stage.lock if job == name else None  # a dry run writes nothing, locks nothing
+        try:
+            counts = run_job(
+                store,
+                job,
+                "cli",
+                lambda: stage.run(run),
+                lock=lock,
+                data_dir=config.data_dir,
+                wait=wait,
+                on_wait=waiting,
+            )
+        except StageBusy as exc:
+            click.echo(f"busy: {exc}", err=True)
+            sys.exit(EXIT_BUSY)
+        except GenredError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            click.echo(
+                f"{job} interrupted; committed work is kept, run it again to go on", err=True
+            )
+            sys.exit(130)
+    return counts, run

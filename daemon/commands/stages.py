@@ -1,4 +1,8 @@
-"""`genred classify`, `decide`, `writeback`, `revert`: the stages after sync, by hand."""
+"""`genred sync`, `extract`, `classify`, `decide`, `writeback`, `revert`: the stages by hand.
+
+Each command only turns its options into the stage's options; the work is the registered
+stage (`genred.stages`), exactly as the daemon runs it.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,67 @@ from typing import Any
 
 import click
 
-from ..progress import for_terminal
-from .context import (
-    EXIT_FAILED,
-    AppState,
-    load_enabled_plugins,
-    open_store,
-    pass_state,
-    run_stage,
-    wait_option,
+from ..loader import LoadedPlugins
+from .context import EXIT_FAILED, AppState, pass_state, run_stage, wait_option
+
+
+@click.command("sync")
+@click.option(
+    "--full/--incremental",
+    default=None,
+    help="Full scan (marks removals; an interrupted one is continued) or only what changed "
+    "since the last sync. Default: full when the last full scan is over a day old.",
 )
+@click.option("--source", "source_name", metavar="NAME", help="Sync only this source plugin.")
+@wait_option
+@pass_state
+def sync_cmd(state: AppState, full: bool | None, source_name: str | None, wait: bool) -> None:
+    """Bring genred's copy of the library up to date with its sources."""
+    enabled = [e.name for e in state.config().plugins.enabled("sources")]
+
+    def check(plugins: LoadedPlugins) -> None:
+        if source_name is not None and source_name not in enabled:
+            listed = ", ".join(enabled) or "none"
+            _fail(f"error: source {source_name!r} is not enabled (enabled: {listed})")
+        for name in [source_name] if source_name else enabled:
+            reason = plugins.unavailable.get(("sources", name))
+            if reason:
+                _fail(f"error: source {name!r} cannot be used: {reason}")
+
+    run_stage(state, "sync", {"full": full, "source": source_name}, wait=wait, check=check)
+
+
+@click.command("extract")
+@click.option(
+    "--extractor",
+    "names",
+    multiple=True,
+    help="Only this extractor (plugins.extractors); repeatable. Default: every enabled one.",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="At most this many tracks each."
+)
+@wait_option
+@pass_state
+def extract_cmd(state: AppState, names: tuple[str, ...], limit: int | None, wait: bool) -> None:
+    """Compute audio features for tracks that have none (or whose file changed).
+
+    Files that fail (unreadable, too slow, crashing the decoder) are recorded and tried
+    again later; the rest go on. Interrupted, it keeps what it stored and goes on from there.
+    """
+
+    def check(plugins: LoadedPlugins) -> None:
+        extractors = plugins.of("extractors")
+        unknown = [n for n in names if n not in extractors]
+        if unknown:
+            _fail(
+                f"extractor {', '.join(unknown)} is not enabled or not available "
+                f"(enabled: {', '.join(extractors) or 'none'}; see plugins.extractors "
+                "in the config)"
+            )
+
+    options = {"extractors": list(names), "limit": limit}
+    run_stage(state, "extract", options, wait=wait, check=check)
 
 
 @click.command("classify")
@@ -24,22 +79,7 @@ from .context import (
 @pass_state
 def classify_cmd(state: AppState, wait: bool) -> None:
     """Run the enabled classifiers over tracks they have not seen (or that changed)."""
-    from ..pipeline.classify import classify
-
-    config = state.config()
-    with open_store(config) as store:
-        plugins = load_enabled_plugins(config, store)
-        classifiers = plugins.of("classifiers")
-        if not classifiers:
-            click.echo("no classifier is enabled (plugins.classifiers in the config)", err=True)
-            sys.exit(EXIT_FAILED)
-        run_stage(
-            store,
-            "classify",
-            lambda: classify(store, classifiers, for_terminal(), decide_config=config.decide),
-            data_dir=config.data_dir,
-            wait=wait,
-        )
+    run_stage(state, "classify", wait=wait)
 
 
 @click.command("decide")
@@ -47,32 +87,20 @@ def classify_cmd(state: AppState, wait: bool) -> None:
 @pass_state
 def decide_cmd(state: AppState, wait: bool) -> None:
     """Turn predictions (and manual overrides) into one decision per track."""
-    from ..pipeline.decide import decide
-
-    config = state.config()
-    with open_store(config) as store:
-        run_stage(
-            store,
-            "decide",
-            lambda: decide(store, config.decide, for_terminal()),
-            data_dir=config.data_dir,
-            wait=wait,
-        )
+    run_stage(state, "decide", wait=wait)
 
 
-def _writeback_plugin(state: AppState, store: Any, target: str | None) -> Any:
-    plugins = load_enabled_plugins(state.config(), store).of("writeback")
-    if not plugins:
-        click.echo("no writeback target is enabled (plugins.writeback in the config)", err=True)
-        sys.exit(EXIT_FAILED)
-    if target is None:
-        return next(iter(plugins.values()))
-    if target not in plugins:
-        click.echo(
-            f"writeback target {target!r} is not enabled (enabled: {', '.join(plugins)})", err=True
-        )
-        sys.exit(EXIT_FAILED)
-    return plugins[target]
+target_option = click.option(
+    "--target", default=None, help="Writeback plugin to use (default: the first enabled)."
+)
+
+
+def _first_target(state: AppState, target: str | None) -> str | None:
+    """`--target`, else the first enabled writeback plugin (None: none is enabled)."""
+    if target is not None:
+        return target
+    enabled = state.config().plugins.enabled("writeback")
+    return enabled[0].name if enabled else None
 
 
 def _print_edits(edits: list[Any], limit: int = 20) -> None:
@@ -91,9 +119,7 @@ def _print_edits(edits: list[Any], limit: int = 20) -> None:
 
 @click.command("writeback")
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
-@click.option(
-    "--target", default=None, help="Writeback plugin to use (default: the first enabled)."
-)
+@target_option
 @click.option("--resume", is_flag=True, help="Lift the pause left by `genred revert`, then write.")
 @wait_option
 @pass_state
@@ -104,34 +130,23 @@ def writeback_cmd(
     from ..pipeline import writeback as wb
 
     config = state.config()
-    with open_store(config) as store:
-        plugin = _writeback_plugin(state, store, target)
-        if resume:
-            click.echo(
-                f"writeback resumed; {wb.resume(store, plugin.name)} reverted items eligible again"
-            )
-        dry = dry_run or config.writeback.dry_run
-        result: dict[str, Any] = {}
+    chosen = _first_target(state, target)
+    dry = dry_run or config.writeback.dry_run
 
-        def work() -> dict[str, int]:
-            report = wb.writeback(
-                store,
-                plugin,
-                config.writeback,
-                max_values=config.decide.max_genres,
-                dry_run=dry,
-                progress=for_terminal(),
-            )
-            result["report"] = report
-            return report.counts
+    def check(plugins: LoadedPlugins) -> None:
+        if resume and chosen in plugins.of("writeback"):
+            from .context import open_store
 
-        job = "writeback-dry-run" if dry else "writeback"
-        counts = run_stage(store, job, work, data_dir=config.data_dir, wait=wait)
-        if dry:
-            _print_edits(result["report"].planned)
-            click.echo(
-                f"dry run: {counts['items']} items would change in {counts['edits']} requests"
-            )
+            with open_store(config) as store:
+                count = wb.resume(store, chosen)
+            click.echo(f"writeback resumed; {count} reverted items eligible again")
+
+    options = {"dry_run": dry, "target": chosen}
+    job = "writeback-dry-run" if dry else "writeback"
+    counts, run = run_stage(state, "writeback", options, wait=wait, job=job, check=check)
+    if dry:
+        _print_edits(run.results["planned"])
+        click.echo(f"dry run: {counts['items']} items would change in {counts['edits']} requests")
 
 
 @click.command("revert")
@@ -141,7 +156,7 @@ def writeback_cmd(
 )
 @click.option("--force", is_flag=True, help="Also revert items a person changed after genred.")
 @click.option("--dry-run", is_flag=True, help="Print what would be put back; change nothing.")
-@click.option("--target", default=None, help="Writeback plugin (default: the first enabled).")
+@target_option
 @wait_option
 @pass_state
 def revert_cmd(
@@ -158,31 +173,22 @@ def revert_cmd(
     With no filter everything is reverted and writeback pauses until
     `genred writeback --resume`.
     """
-    from ..pipeline import writeback as wb
-
-    config = state.config()
-    with open_store(config) as store:
-        plugin = _writeback_plugin(state, store, target)
-        result: dict[str, Any] = {}
-
-        def work() -> dict[str, int]:
-            report = wb.revert(
-                store,
-                plugin,
-                since=since,
-                items=list(tracks) or None,
-                force=force,
-                dry_run=dry_run,
-                batch_size=config.writeback.batch_size,
-                progress=for_terminal(),
-            )
-            result["report"] = report
-            return report.counts
-
-        counts = run_stage(store, "revert", work, data_dir=config.data_dir, wait=wait)
-        if dry_run:
-            _print_edits(result["report"].planned)
-            click.echo(f"dry run: {counts['items']} items would be put back")
+    options = {
+        "since": since,
+        "items": list(tracks) or None,
+        "force": force,
+        "dry_run": dry_run,
+        "target": _first_target(state, target),
+    }
+    counts, run = run_stage(state, "revert", options, wait=wait)
+    if dry_run:
+        _print_edits(run.results["planned"])
+        click.echo(f"dry run: {counts['items']} items would be put back")
 
 
-COMMANDS = [classify_cmd, decide_cmd, writeback_cmd, revert_cmd]
+def _fail(message: str) -> None:
+    click.echo(message, err=True)
+    sys.exit(EXIT_FAILED)
+
+
+COMMANDS = [sync_cmd, extract_cmd, classify_cmd, decide_cmd, writeback_cmd, revert_cmd]

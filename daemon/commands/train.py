@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..progress import for_terminal
-from .context import EXIT_FAILED, AppState, open_store, pass_state, run_stage
+from .context import EXIT_FAILED, AppState, pass_state, run_stage
 
 if TYPE_CHECKING:
     from ..training.card import ModelCard
@@ -45,29 +44,9 @@ def train_cmd(state: AppState, features: str | None, report: bool) -> None:
         click.echo("error: --features names no extractor", err=True)
         sys.exit(EXIT_FAILED)
     _require_torch()
-    from ..training.train import train_audio_model
-
-    with open_store(config) as store:
-        result: dict[str, Any] = {}
-
-        def work() -> dict[str, Any]:
-            trained = train_audio_model(
-                store,
-                config,
-                features=names,
-                progress=for_terminal(),
-                say=lambda text: click.echo(text, err=True),
-            )
-            result["trained"] = trained
-            card = trained.card
-            return {
-                "classes": len(card.labels),
-                "train": card.split.train_tracks,
-                "test": card.split.test_tracks,
-            }
-
-        run_stage(store, "train", work, data_dir=config.data_dir)
-    trained = result["trained"]
+    options = {"features": names, "say": lambda text: click.echo(text, err=True)}
+    _counts, run = run_stage(state, "train", options)
+    trained = run.results["trained"]
     click.echo(f"stored audio model {trained.card.version} in {trained.path}")
     for line in card_lines(trained.card):
         click.echo(line)

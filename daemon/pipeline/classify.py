@@ -9,18 +9,16 @@ yields `Unclassified` for gets a failure instead, and is asked again after a bac
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable, Mapping
 from threading import Event
-from typing import Any
 
 from ..config import DecideConfig
-from ..errors import Cancelled, LLMBudgetExhausted, raise_if_cancelled
+from ..errors import Cancelled, GenredError, LLMBudgetExhausted, raise_if_cancelled
+from ..hookspecs import ClassifierPlugin
 from ..logs import get_logger
-from ..plugins import Unclassified
 from ..progress import NullProgress, Progress
-from ..records import Prediction, TrackRecord
+from ..records import Prediction, TrackRecord, Unclassified
 from ..store import Store, failures, utcnow
 from .cascade import reaches_step, step_index, steps_of
 from .decide import overrides_of, votes_of
@@ -94,7 +92,7 @@ def cascade_order(names: list[str], config: DecideConfig) -> list[str]:
 
 def classify(
     store: Store,
-    classifiers: Mapping[str, Any],
+    classifiers: Mapping[str, ClassifierPlugin],
     progress: Progress | None = None,
     batch_size: int = 500,
     cancel: Event | None = None,
@@ -103,7 +101,7 @@ def classify(
     """Run every classifier over its pending tracks; returns counts per classifier.
 
     `cancel` is checked after each committed batch (what is stored stays stored), and
-    passed to classifiers that take it. A classifier's `batch_size` overrides `batch_size`.
+    passed to the classifiers with the store (`ClassifierPlugin.classify`). A classifier's `batch_size` overrides `batch_size`.
     With `decide_config`, classifiers run in cascade order and a later step's classifiers
     only see the tracks the earlier steps could not decide (`cascade_gate`).
     """
@@ -123,15 +121,14 @@ def classify(
         progress.start(f"classify ({name})", total=len(pending))
         predicted = failed = 0
         size = int(getattr(plugin, "batch_size", None) or batch_size)
-        extra = _keywords(plugin.classify, store=store, cancel=cancel)
         for start in range(0, len(pending), size):
             ids = pending[start : start + size]
             tracks = load_tracks(store, ids)
             try:
-                results = list(plugin.classify(tracks, **extra))
+                results = _answers(plugin, tracks, store, cancel)
             except (Cancelled, LLMBudgetExhausted):
                 raise  # stop the stage; the next run takes it from here
-            except Exception as exc:  # one bad batch must not stop the rest
+            except Exception as exc:  # one bad batch (or a broken plugin) must not stop the rest
                 log.error(
                     "classifier failed on a batch",
                     classifier=name,
@@ -148,7 +145,7 @@ def classify(
             for track_id, error in skipped.items():
                 failures.record(store, f"{STAGE}:{name}", str(track_id), error)
             done = [i for i in ids if i not in skipped]
-            predictions = [r for r in results if not isinstance(r, Unclassified)]
+            predictions = [r for r in results if isinstance(r, Prediction)]
             predicted += _store_batch(store, name, version, done, predictions) if done else 0
             failures.clear(store, f"{STAGE}:{name}", [str(i) for i in done])
             failed += len(ids) - len(done)
@@ -164,13 +161,22 @@ def classify(
     return counts
 
 
-def _keywords(method: Any, **offered: Any) -> dict[str, Any]:
-    """Those of `offered` that `method` takes by name (older classifiers take none)."""
-    try:
-        params = inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return {}
-    return {k: v for k, v in offered.items() if k in params}
+class BadClassifierAnswer(GenredError):
+    """A classifier yielded something that is not a Prediction or Unclassified."""
+
+
+def _answers(
+    plugin: ClassifierPlugin, tracks: list[TrackRecord], store: Store, cancel: Event | None
+) -> list[Prediction | Unclassified]:
+    """Everything the classifier says about one batch, checked against the contract."""
+    results = list(plugin.classify(tracks, store=store, cancel=cancel))
+    for result in results:
+        if not isinstance(result, Prediction | Unclassified):
+            raise BadClassifierAnswer(
+                f"{type(plugin).__name__}.classify yielded a {type(result).__name__}, "
+                "not a Prediction or Unclassified"
+            )
+    return results
 
 
 def _store_batch(

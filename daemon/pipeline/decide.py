@@ -19,8 +19,8 @@ from typing import Any
 
 from ..config import DecideConfig
 from ..errors import raise_if_cancelled
-from ..presets import split_label_set
 from ..progress import NullProgress, Progress
+from ..records import split_label_set
 from ..store import Store, state, utcnow
 from .cascade import (
     AlbumTrack,

@@ -2,7 +2,7 @@
 
 A track is pending for an extractor when it has no vector of the extractor's version or
 it changed since (`genred.store.features.pending_ids`). Its file is found on this machine
-(`genred.paths.local_audio_path`: Plex paths through `plex.path_map`) and handed to a
+(`genred.paths.local_audio_path`: the source's `local_path` hook, e.g. Plex's `path_map`) and handed to a
 `FilePool` of worker processes, so one file that hangs (`extract.timeout`) or crashes its
 decoder fails alone. Vectors are committed `extract.batch` at a time (and at least every
 COMMIT_EVERY_S seconds): a kill loses at most the batch in hand, and the next run starts
@@ -29,7 +29,9 @@ from typing import Any
 
 from ..config import Config
 from ..errors import AudioFileMissing, Cancelled, GenredError, InvalidFeatures, raise_if_cancelled
+from ..hookspecs import ExtractorPlugin, ExtractsInBatches, LoadsModel, LocatesFiles
 from ..logs import get_logger
+from ..memory import release_memory
 from ..paths import local_audio_path
 from ..progress import NullProgress, Progress
 from ..records import TrackRecord
@@ -45,9 +47,10 @@ RELEASE_EVERY_BATCHES = 10
 
 def extract(
     store: Store,
-    extractors: Mapping[str, Any],
+    extractors: Mapping[str, ExtractorPlugin],
     config: Config,
     *,
+    sources: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     cancel: Event | None = None,
     limit: int | None = None,
@@ -55,19 +58,22 @@ def extract(
     """Run each extractor over its pending tracks (at most `limit` each); counts per name.
 
     `cancel` is checked between files: the vectors in hand are committed, the workers
-    are stopped, and Cancelled is raised.
+    are stopped, and Cancelled is raised. `sources` (the enabled source plugins) say where
+    their tracks' files are on this machine.
     """
     progress = progress or NullProgress()
     counts: dict[str, int] = {}
     for name, plugin in extractors.items():
-        counts.update(_run_extractor(store, name, plugin, config, progress, cancel, limit))
+        located = _Locator(store, config, sources or {})
+        counts.update(_run_extractor(store, name, plugin, located, config, progress, cancel, limit))
     return counts
 
 
 def _run_extractor(
     store: Store,
     name: str,
-    plugin: Any,
+    plugin: ExtractorPlugin,
+    locator: _Locator,
     config: Config,
     progress: Progress,
     cancel: Event | None,
@@ -81,13 +87,12 @@ def _run_extractor(
     batch = Batch(store, name, version, config.extract.batch)
     failed = 0
     if pending:
-        load = getattr(plugin, "load", None)
-        if callable(load):
-            load()
+        if isinstance(plugin, LoadsModel):
+            plugin.load()
         dims = getattr(plugin, "dims", None)  # known once loaded; else the first vector's
         batch.dims = dims if isinstance(dims, int) and dims > 0 else None
         try:
-            outcomes = _outcomes(plugin, _located(store, pending, config), config, cancel)
+            outcomes = _outcomes(plugin, locator.files(pending), config, cancel)
             for track_id, outcome in outcomes:
                 try:
                     if isinstance(outcome, BaseException):
@@ -103,9 +108,8 @@ def _run_extractor(
                     break
         finally:
             batch.commit()
-            unload = getattr(plugin, "unload", None)
-            if callable(unload):
-                unload()
+            if isinstance(plugin, LoadsModel):
+                plugin.unload()
         raise_if_cancelled(cancel, f"extract ({name})")
     progress.finish(
         f"{name}: {batch.written} of {len(pending)} pending tracks got features"
@@ -172,26 +176,32 @@ def _record(store: Store, name: str, track_id: int, error: BaseException) -> Non
 # --------------------------------------------------------------------------- the work
 
 
-def _located(
-    store: Store, ids: Sequence[int], config: Config
-) -> Iterator[tuple[int, Path | BaseException]]:
+class _Locator:
     """Each pending track's local file, or why there is none, reading the store in chunks."""
-    for start in range(0, len(ids), TRACK_CHUNK):
-        for track in _load_tracks(store, ids[start : start + TRACK_CHUNK]):
-            assert track.id is not None
-            yield track.id, _local_file(track, config)
 
+    def __init__(self, store: Store, config: Config, sources: Mapping[str, Any]) -> None:
+        self.store, self.config, self.sources = store, config, sources
 
-def _local_file(track: TrackRecord, config: Config) -> Path | BaseException:
-    path = local_audio_path(track, config)
-    if path is None:
-        return AudioFileMissing(f"track {track.id} has no file path at its source")
-    if not path.is_file():
-        hint = ""
-        if track.source == "plex" and str(path) == track.path:
-            hint = " (if that is Plex's path, map it to this machine with plex.path_map)"
-        return AudioFileMissing(f"{path}: no such file on this machine{hint}")
-    return path
+    def files(self, ids: Sequence[int]) -> Iterator[tuple[int, Path | BaseException]]:
+        for start in range(0, len(ids), TRACK_CHUNK):
+            for track in _load_tracks(self.store, ids[start : start + TRACK_CHUNK]):
+                assert track.id is not None
+                yield track.id, self._local_file(track)
+
+    def _local_file(self, track: TrackRecord) -> Path | BaseException:
+        path = local_audio_path(track, self.sources)
+        if path is None:
+            return AudioFileMissing(f"track {track.id} has no file path at its source")
+        if not path.is_file():
+            hint = ""
+            source = self.sources.get(track.source)
+            if isinstance(source, LocatesFiles) and str(path) == track.path:
+                hint = (
+                    f" (if that is {track.source}'s path, map it to this machine with "
+                    f"{source.path_setting})"
+                )
+            return AudioFileMissing(f"{path}: no such file on this machine{hint}")
+        return path
 
 
 def _load_tracks(store: Store, ids: Sequence[int]) -> list[TrackRecord]:
@@ -220,10 +230,10 @@ def _outcomes(
                 yield track_id, where
 
     batched = not getattr(plugin, "parallel", True)
-    if batched and not (hasattr(plugin, "prepare") and hasattr(plugin, "extract_batch")):
+    if batched and not isinstance(plugin, ExtractsInBatches):
         raise GenredError(
             f"extractor {type(plugin).__name__} sets parallel = False but lacks "
-            "prepare() and extract_batch()"
+            "batch_size, prepare() and extract_batch()"
         )
     timeout = config.extract.timeout.total_seconds()
     pool = FilePool(
@@ -234,7 +244,7 @@ def _outcomes(
     )
     with pool:
         results = pool.run(files(), cancel)
-        if batched:
+        if isinstance(plugin, ExtractsInBatches) and batched:
             results = _in_batches(plugin, results, cancel)
         for outcome in results:
             while unreachable:
@@ -244,7 +254,7 @@ def _outcomes(
 
 
 def _in_batches(
-    plugin: Any, prepared: Iterable[tuple[int, Any]], cancel: Event | None
+    plugin: ExtractsInBatches, prepared: Iterable[tuple[int, Any]], cancel: Event | None
 ) -> Iterator[tuple[int, Any]]:
     """Run `extract_batch` here on `batch_size` prepared tracks at a time.
 
@@ -252,9 +262,7 @@ def _in_batches(
     Every RELEASE_EVERY_BATCHES batches, freed memory is given back to the OS (a full
     garbage collection costs too much to do after each one).
     """
-    from ..worker import release_memory
-
-    size = int(getattr(getattr(plugin, "settings", None), "batch_size", 8))
+    size = max(1, int(plugin.batch_size))
     ready: list[tuple[int, Any]] = []
     batches = 0
 
@@ -286,7 +294,7 @@ def _in_batches(
         yield from run()
 
 
-def _one(plugin: Any, prepared: Any) -> Any:
+def _one(plugin: ExtractsInBatches, prepared: Any) -> Any:
     try:
         return plugin.extract_batch([prepared])[0]
     except Exception as exc:

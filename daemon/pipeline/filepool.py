@@ -80,7 +80,7 @@ def _trim_heap() -> None:
     global _files_done
     _files_done += 1
     if _files_done % RELEASE_EVERY == 0:
-        from ..worker import release_memory
+        from ..memory import release_memory
 
         release_memory()
 

@@ -22,23 +22,23 @@ def run_job(
     trigger: str,
     work: Callable[[], dict[str, Any]],
     *,
+    lock: str | None = None,
     data_dir: Path | None = None,
     by: str = "cli",
     wait: bool = True,
     cancel: Event | None = None,
     on_wait: Callable[[locks.Holder | None], None] | None = None,
 ) -> dict[str, Any]:
-    """Run `work` under the job's stage lock (when `data_dir` is given) and record the run.
+    """Run `work` under the stage lock `lock` (when `data_dir` is given) and record the run.
 
     The lock is taken before the run is recorded, so a run waiting for it is not shown as
     running. A GenredError or any other exception marks the run failed (logged once, here)
     and is re-raised; Cancelled and KeyboardInterrupt mark it interrupted. StageBusy (the
     lock is taken and `wait` is False) is raised before anything is recorded.
     """
-    stage = locks.STAGE_OF_JOB.get(job)
     held = (
-        locks.acquire(data_dir, stage, by, wait=wait, cancel=cancel, on_wait=on_wait)
-        if stage and data_dir is not None
+        locks.acquire(data_dir, lock, by, wait=wait, cancel=cancel, on_wait=on_wait)
+        if lock and data_dir is not None
         else nullcontext()
     )
     with held:
@@ -67,17 +67,14 @@ def _recorded(
     return counts
 
 
-def close_stale_runs(store: Store, data_dir: Path) -> int:
-    """Runs left 'running' by a process that died (its stage lock is free) become interrupted."""
+def close_stale_runs(store: Store, data_dir: Path, lock_of: Callable[[str], str | None]) -> int:
+    """Runs left 'running' by a process that died (its stage lock is free) become
+    interrupted; `lock_of(job)` names the lock a job's runs hold."""
     jobs = [
         row[0]
         for row in store.conn.execute("SELECT DISTINCT job FROM runs WHERE status = 'running'")
     ]
-    dead = [
-        j
-        for j in jobs
-        if (stage := locks.STAGE_OF_JOB.get(j)) is None or locks.holder(data_dir, stage) is None
-    ]
+    dead = [j for j in jobs if (lock := lock_of(j)) is None or locks.holder(data_dir, lock) is None]
     return runs.mark_interrupted(store, dead) if dead else 0
 
 

@@ -32,6 +32,7 @@ from threading import Event
 from typing import TYPE_CHECKING, Any
 
 from ..errors import raise_if_cancelled
+from ..hookspecs import RequestsScans, ScansPaths, SourcePlugin
 from ..logs import get_logger
 from ..progress import NullProgress, Progress
 from ..records import LIST_FIELDS, TRACK_COLUMNS, ScanRequest, SourcePage, TrackRecord
@@ -39,7 +40,7 @@ from ..store import Store, state
 from . import moves
 
 if TYPE_CHECKING:
-    from ..plugins import SourcePlugin
+    from ..triggers import TakenRequests
 
 log = get_logger("genred.sync")
 
@@ -229,7 +230,7 @@ class _PageWrites:
 
 
 def _supports_paths(source: Any) -> bool:
-    return bool(getattr(source, "supports_paths", False))
+    return isinstance(source, ScansPaths) and bool(source.supports_paths)
 
 
 def _apply_page(
@@ -428,3 +429,35 @@ def _remove(
 def _batches(items: Sequence[Any], size: int = WRITE_BATCH) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def sync_requested(
+    store: Store,
+    name: str,
+    plugin: SourcePlugin,
+    taken: TakenRequests,
+    progress: Progress | None = None,
+    cancel: Event | None = None,
+) -> dict[str, int]:
+    """Serve what triggers asked of source `name`: by path where the plugin can, else ask
+    it to rescan those paths (Plex) and sync incrementally. Nothing asked: nothing done."""
+    mine, everyone = taken.get(name), taken.get(None)
+    if mine is None and everyone is None:
+        return {}
+    paths = sorted((everyone.paths if everyone else set()) | (mine.paths if mine else set()))
+    moved = (everyone.moved if everyone else []) + (mine.moved if mine else [])
+    totals: dict[str, int] = {}
+    if isinstance(plugin, ScansPaths) and plugin.supports_paths and (paths or moved):
+        for old, new in moved:
+            count = moves.move(store, name, old, new)
+            totals["moved"] = totals.get("moved", 0) + count
+            log.info("moved", source=name, old=old, new=new, tracks=count)
+        targets = sorted({*paths, *(new for _old, new in moved)})
+        result = sync(store, name, plugin, paths=targets, progress=progress, cancel=cancel)
+    else:
+        if paths and isinstance(plugin, RequestsScans):
+            plugin.request_scan(paths, cancel=cancel)
+        result = sync(store, name, plugin, full=False, progress=progress, cancel=cancel)
+    for key, value in result.counts().items():
+        totals[key] = totals.get(key, 0) + value
+    return totals

@@ -15,10 +15,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from threading import Event
-from typing import Any, Protocol
+from typing import Any
 
 from ..config import WritebackConfig
 from ..errors import GenredError, raise_if_cancelled
+from ..hookspecs import WritebackPlugin
 from ..logs import get_logger
 from ..progress import NullProgress, Progress
 from ..store import Store, failures, state, utcnow
@@ -58,16 +59,6 @@ def _update_view(
             f"UPDATE tracks SET {column} = ? WHERE source = ? AND {id_column} = ?",
             [(value, source, i) for i in item_ids],
         )
-
-
-class WritebackTarget(Protocol):
-    """What the stage needs from a writeback plugin (see genred_plugins.plex_writeback)."""
-
-    name: str
-    source: str  # the source whose ids this target understands
-
-    def read(self, keys: Sequence[Key]) -> dict[Key, Values]: ...
-    def apply(self, edit: Edit, *, lock: bool) -> None: ...
 
 
 @dataclass
@@ -193,7 +184,7 @@ def paused(store: Store) -> dict[str, Any] | None:
 
 def writeback(
     store: Store,
-    plugin: WritebackTarget,
+    plugin: WritebackPlugin,
     config: WritebackConfig,
     *,
     max_values: int = 3,
@@ -345,7 +336,7 @@ def _record_written(store: Store, target: str, source: str, edit: Edit) -> None:
 
 def revert(
     store: Store,
-    plugin: WritebackTarget,
+    plugin: WritebackPlugin,
     *,
     since: str | None = None,
     items: Iterable[str] | None = None,
@@ -419,7 +410,7 @@ def revert(
 
 
 def _record_reverted(
-    store: Store, plugin: WritebackTarget, keys: list[Key], original: Values
+    store: Store, plugin: WritebackPlugin, keys: list[Key], original: Values
 ) -> None:
     now = utcnow()
     value = json.dumps(list(original), ensure_ascii=False)

@@ -8,10 +8,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..records import Edit, Key, Values
 from ..taxonomy import normalize_key
 
-Key = tuple[str, str, str]  # (item_kind, item_id, field)
-Values = tuple[str, ...]
+__all__ = ["Edit", "Key", "PastWrite", "Plan", "Target", "Values"]
 
 
 @dataclass(frozen=True)
@@ -38,24 +38,6 @@ class PastWrite:
     pending: Values | None
     manual: bool = False
     reverted: bool = False
-
-
-@dataclass(frozen=True)
-class Edit:
-    """One request's worth: the same change to `field` of every item in `ids`.
-
-    Plex applies a multi-item edit as a change (add these tags, remove those) and a
-    single-item edit as the new complete list, so an edit carries both: the delta
-    (`add`, `remove`) shared by all its items, and each item's list before and after.
-    """
-
-    kind: str
-    field: str
-    ids: tuple[str, ...]
-    add: Values
-    remove: Values
-    before: Mapping[str, Values] = field(default_factory=dict)
-    after: Mapping[str, Values] = field(default_factory=dict)
 
 
 def delta(before: Values, after: Values, exact: bool = False) -> tuple[Values, Values]:

@@ -8,15 +8,16 @@ taking a `Store`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlite_utils
-
 from . import schema
+
+_SAVEPOINTS = itertools.count()
 
 
 class StoreError(Exception):
@@ -34,7 +35,6 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
         self.conn = conn
         self.path = path
-        self.db = sqlite_utils.Database(conn)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, busy_timeout_ms: int = 30_000) -> Store:
@@ -88,7 +88,7 @@ class Store:
         ran = 0
         for number in range(current + 1, target + 1):
             with self.transaction():
-                schema.MIGRATIONS[number - 1](self.db)
+                schema.MIGRATIONS[number - 1](self.conn)
                 self.conn.execute(f"PRAGMA user_version = {number}")
             ran += 1
         return ran
@@ -101,8 +101,15 @@ class Store:
         composes with a caller's batch.
         """
         if self.conn.in_transaction:
-            with self.db.atomic():
+            name = f"nested_{next(_SAVEPOINTS)}"
+            self.conn.execute(f"SAVEPOINT {name}")
+            try:
                 yield self.conn
+            except BaseException:
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+                raise
+            self.conn.execute(f"RELEASE {name}")
             return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -113,6 +120,10 @@ class Store:
             raise
         else:
             self.conn.execute("COMMIT")
+
+    def table_names(self) -> list[str]:
+        rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return [row[0] for row in rows]
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

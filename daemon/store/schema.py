@@ -8,12 +8,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-import sqlite_utils
-
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[[sqlite3.Connection], None]
 
 
-def run_script(db: sqlite_utils.Database, script: str) -> None:
+def run_script(db: sqlite3.Connection, script: str) -> None:
     """Run statements one by one: sqlite3's executescript would COMMIT the open transaction."""
     pending = ""
     for line in script.splitlines(keepends=True):
@@ -25,7 +23,7 @@ def run_script(db: sqlite_utils.Database, script: str) -> None:
         raise ValueError(f"incomplete SQL statement in migration: {pending.strip()[:60]}")
 
 
-def _v1_core(db: sqlite_utils.Database) -> None:
+def _v1_core(db: sqlite3.Connection) -> None:
     """Tracks and everything derived from them, plus job bookkeeping."""
     run_script(
         db,
@@ -147,7 +145,7 @@ def _v1_core(db: sqlite_utils.Database) -> None:
     )
 
 
-def _v2_cache_playlists_state(db: sqlite_utils.Database) -> None:
+def _v2_cache_playlists_state(db: sqlite3.Connection) -> None:
     """LLM answer cache, playlists, and per-source sync state."""
     run_script(
         db,
@@ -181,7 +179,7 @@ def _v2_cache_playlists_state(db: sqlite_utils.Database) -> None:
     )
 
 
-def _v3_cache_used_at(db: sqlite_utils.Database) -> None:
+def _v3_cache_used_at(db: sqlite3.Connection) -> None:
     """When a cached LLM answer was last read, so answers nobody asks for any more expire."""
     run_script(
         db,

@@ -1,4 +1,4 @@
-"""The daemon's HTTP side: Plex webhooks in, `/health` out (FastAPI, uvicorn in a thread).
+"""The daemon's HTTP side: `/health` and the plugins' routes (FastAPI, uvicorn in a thread).
 
 It needs the `web` extra. Importing this package without it raises ImportError with the
 command that installs it, so the daemon can log that and run on without a web server.

@@ -15,7 +15,6 @@ from .library import PlexLibrary, dedupe_tags, hex_id
 from .model import Album, Artist
 from .scan import AUDIO_EXTENSIONS, add_audio_track, read_audio
 
-
 # The vendored fixtures (tests/fixtures, each folder with its SOURCES.md and licences).
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 FREEMUSICC_CSV = FIXTURES / "metadata" / "freemusi.cc" / "tracks_joined.csv.gz"

@@ -1,0 +1,25 @@
+"""Where numba keeps the kernels librosa compiles: in the data dir, not the package."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
+
+
+def configure_numba_cache(data_dir: Path) -> Path:
+    """Point numba's cache at `data_dir/cache/numba` (created, mode 0700); returns it.
+
+    librosa compiles numba functions with `cache=True`. numba writes that cache beside the
+    installed package by default, which a systemd service may not write to. This must run
+    before numba is first imported (numba reads the variable once); calling it again is
+    harmless. A directory already set in the environment by the user is kept.
+    """
+    if os.environ.get(NUMBA_CACHE_ENV):
+        return Path(os.environ[NUMBA_CACHE_ENV])
+    cache = Path(data_dir) / "cache" / "numba"
+    cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cache.chmod(0o700)
+    os.environ[NUMBA_CACHE_ENV] = str(cache)
+    return cache
