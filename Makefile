@@ -7,10 +7,11 @@ PY     := $(VENV)/bin/python
 # Extras for the default test run (ml: torch's CPU wheel, for the embedding tests).
 TEST_EXTRAS ?= test,plex,web,llm,audio,ml
 
-.PHONY: help install test lint format demo bench verify-unit clean
+.PHONY: help install test test-quick lint typecheck format demo bench verify-unit clean
 
 help:
-	@echo "make test   - install into .venv, lint (ruff) and run the test suite"
+	@echo "make test   - install into .venv, lint (ruff), type-check (mypy), run every test"
+	@echo "make test-quick - the tests without the slow ones (what plain pytest runs)"
 	@echo "make demo   - run genred against an emulated Plex server (nothing real is touched)"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
 	@echo "make format - apply ruff's formatting and safe fixes"
@@ -32,7 +33,17 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint
+# mypy sees the import packages by name: genred lives in daemon/, genred_plugins in plugins/.
+typecheck: install
+	mkdir -p .typecheck
+	ln -sfn ../daemon .typecheck/genred
+	ln -sfn ../plugins .typecheck/genred_plugins
+	$(PY) -m mypy -p genred -p genred_plugins
+
+test: lint typecheck
+	$(PY) -m pytest -m "not bench"
+
+test-quick: install
 	$(PY) -m pytest
 
 demo: install
@@ -45,4 +56,4 @@ bench: install
 	$(PY) -m pytest -m bench bench -s -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .demo *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .typecheck .demo *.egg-info

@@ -85,7 +85,7 @@ def measure(tmp: Path, url: str, *, polling: bool) -> dict[str, float]:
             600,
             "the first sync and the stages after it",
         )
-        pid = daemon.proc.pid  # type: ignore[union-attr]
+        pid = daemon.proc.pid
         time.sleep(2)  # let the last job's thread settle
         cpu0, t0 = cpu_seconds(pid), time.monotonic()
         rss: list[float] = []

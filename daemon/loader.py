@@ -107,7 +107,7 @@ def dependency_warnings(config: Config, infos: Iterable[PluginInfo]) -> list[str
             if "llm" not in model.model_fields:
                 continue
             try:
-                wanted = str(model.model_validate(entry.settings).llm)
+                wanted = str(model.model_validate(entry.settings).model_dump()["llm"])
             except ValueError:
                 continue  # reported by validate_plugin_settings
             if wanted not in enabled_llms:

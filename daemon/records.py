@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -151,8 +152,9 @@ class Edit:
     ids: tuple[str, ...]
     add: Values
     remove: Values
-    before: Mapping[str, Values] = field(default_factory=dict)
-    after: Mapping[str, Values] = field(default_factory=dict)
+    # `dataclasses.field` by its full name: the class's own `field` attribute shadows it
+    before: Mapping[str, Values] = dataclasses.field(default_factory=dict)
+    after: Mapping[str, Values] = dataclasses.field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- LLM contract

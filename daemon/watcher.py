@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -30,6 +31,9 @@ from watchdog.events import (
 )
 
 from .config import FolderConfig, WatchConfig
+
+if TYPE_CHECKING:
+    from watchdog.observers.api import BaseObserver
 from .logs import get_logger
 
 log = get_logger("genred.watcher")
@@ -140,7 +144,7 @@ class FolderWatcher:
         self._deleted: set[str] = set()
         self._first_quick: float | None = None  # when the oldest unsent move/deletion came
         self._stopping = False
-        self._observer: object | None = None
+        self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -151,6 +155,7 @@ class FolderWatcher:
         from watchdog.observers.polling import PollingObserver
 
         try:  # watchdog 7 creates the inotify instance in Observer() itself
+            observer: BaseObserver
             if self.settings.polling:
                 observer = PollingObserver(timeout=self.settings.poll_interval.total_seconds())
             else:
@@ -194,8 +199,8 @@ class FolderWatcher:
             self._cond.notify_all()
         observer = self._observer
         if observer is not None:
-            observer.stop()  # type: ignore[attr-defined]
-            observer.join(timeout)  # type: ignore[attr-defined]
+            observer.stop()
+            observer.join(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
 

@@ -3,7 +3,9 @@ only the public API, and the lists that must agree with the stage registry do.""
 
 from __future__ import annotations
 
+import re
 import tomllib
+from pathlib import Path
 
 from genred.config import ScheduleConfig
 from genred.stages import SCHEDULED, STAGES
@@ -54,3 +56,16 @@ def test_the_schedule_section_has_one_entry_per_scheduled_stage() -> None:
     fields = set(ScheduleConfig.model_fields) - {"first_sync_after"}
     assert fields == set(SCHEDULED)
     assert all(STAGES[name].lock for name in SCHEDULED)
+
+
+IGNORE = "type: " + "ignore"  # spelled apart so this file does not match itself
+
+
+def test_every_type_ignore_says_why() -> None:
+    bare = []
+    for folder in ("daemon", "plugins", "tests", "bench", "tools"):
+        for file in Path(ROOT / folder).rglob("*.py"):
+            for number, line in enumerate(file.read_text().splitlines(), 1):
+                if IGNORE in line and not re.search(IGNORE + r"\[[^\]]+\]\s*#", line):
+                    bare.append(f"{file.relative_to(ROOT)}:{number}")
+    assert bare == []

@@ -165,6 +165,7 @@ def test_a_flac_named_mp3_decodes(tmp_path: Path, tones: np.ndarray) -> None:
     assert (len(samples), rate) == (len(tones), 44100)
 
 
+@pytest.mark.slow
 def test_an_hour_long_file_decodes_within_bounded_memory(tmp_path: Path) -> None:
     """Peak RSS of a fresh program: capped decode and excerpt extraction of a 1-hour WAV
     (the uncapped decode alone would hold 635 MB of samples)."""

@@ -27,7 +27,7 @@ from tests.conftest import FIXTURES
 from tests.daemon_process import GENRED, DaemonProcess, query, runs, wait_until
 from tests.emulators.plex import Faults, PlexEmulator
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # real `genred run` processes
 
 AUDIO = FIXTURES / "audio" / "debian" / "wesnoth_revelation.ogg"
 SECRET = "hook-secret-4f9a"
@@ -163,11 +163,11 @@ def test_second_instance_is_refused(tmp_path: Path) -> None:
         )
         assert second.returncode == 1
         out = second.stdout + second.stderr
-        assert "already running" in out and f"pid {first.proc.pid}" in out  # type: ignore[union-attr]
+        assert "already running" in out and f"pid {first.proc.pid}" in out
         status = subprocess.run(
             [*GENRED, "status", "--config", str(config)], capture_output=True, text=True
         )
-        assert f"daemon: running (pid {first.proc.pid})" in status.stdout  # type: ignore[union-attr]
+        assert f"daemon: running (pid {first.proc.pid})" in status.stdout
         assert first.stop() == 0
     status = subprocess.run(
         [*GENRED, "status", "--config", str(config)], capture_output=True, text=True
@@ -202,7 +202,7 @@ def test_config_edits_reschedule_without_restart_and_bad_edits_are_refused(
     db = tmp_path / "data" / "genred.db"
     with DaemonProcess(config) as daemon:
         daemon.wait_ready()
-        pid = daemon.proc.pid  # type: ignore[union-attr]
+        pid = daemon.proc.pid
         assert runs(db, "decide") == []
 
         save(text("1s"))  # a plain edit of the file: no signal
@@ -227,7 +227,7 @@ def test_config_edits_reschedule_without_restart_and_bad_edits_are_refused(
         assert "'append', 'replace' or 'fill'" in problem
         before = len(runs(db, "decide"))
         wait_until(lambda: len(runs(db, "decide")) > before + 1, 15, "decide still running")
-        assert not daemon.exited() and daemon.proc.pid == pid  # type: ignore[union-attr]
+        assert not daemon.exited() and daemon.proc.pid == pid
 
         save(text("1h"))
         daemon.signal(signal.SIGHUP)

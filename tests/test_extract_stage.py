@@ -132,6 +132,7 @@ def library(tmp_path: Path, music: Path) -> Iterator[Store]:
 # --------------------------------------------------------------------------- one run
 
 
+@pytest.mark.slow
 def test_every_track_gets_features_except_the_ones_that_fail_alone(
     tmp_path: Path, music: Path, library: Store
 ) -> None:
@@ -206,6 +207,7 @@ def test_limit_takes_the_first_pending_tracks(tmp_path: Path, library: Store) ->
     assert set(stored(library)) == {ids(library)["one"], ids(library)["two"]}
 
 
+@pytest.mark.slow
 def test_batched_extractor_decodes_in_workers_and_runs_batches_here(
     tmp_path: Path, music: Path, library: Store
 ) -> None:
@@ -277,6 +279,7 @@ with Store.open(tmp / "data" / "genred.db") as store:
 """
 
 
+@pytest.mark.slow
 def test_a_kill_loses_at_most_the_batch_in_hand_and_a_rerun_redoes_nothing(
     tmp_path: Path, music: Path
 ) -> None:

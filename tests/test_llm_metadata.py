@@ -180,6 +180,7 @@ def test_packing_fits_items_and_the_token_budget_exactly() -> None:
             assert len(batch) == max_items or tokens > budget - 150
 
 
+@pytest.mark.slow
 def test_requests_for_100k_tracks_are_counted_without_sending() -> None:
     clf = classifier(None)
     figures = {}

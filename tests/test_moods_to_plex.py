@@ -18,6 +18,7 @@ from tests.emulators.plex import PlexEmulator
 pytest.importorskip("onnxruntime")
 
 
+@pytest.mark.slow
 def test_tagger_moods_and_genres_reach_plex(
     tmp_path: Path, plex_emulator: PlexEmulator, write_config: Callable[..., Path]
 ) -> None:

@@ -469,6 +469,7 @@ def test_partial_scan_adds_and_removes_files(plex_emulator: PlexEmulator) -> Non
     assert len(lib) == count + 1
 
 
+@pytest.mark.slow
 def test_scan_with_a_delay_runs_in_the_background(
     plex_library: PlexLibrary, tmp_path: Path
 ) -> None:
@@ -614,6 +615,7 @@ def test_standalone_cli_serves_plexapi(tmp_path: Path) -> None:
         process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_timing_listing_20k_tracks() -> None:
     """Not an assertion on speed: prints what listing 20k tracks costs (raw and via plexapi)."""
     started = time.perf_counter()

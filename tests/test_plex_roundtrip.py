@@ -125,6 +125,7 @@ def test_append_cleans_genres_then_second_run_sends_no_put(
     assert emu.puts() == []  # idempotent: the second round writes nothing
 
 
+@pytest.mark.slow
 def test_replace_mode_at_all_levels_and_revert_restores_everything(
     run: Callable[..., Path], plex_emulator: PlexEmulator
 ) -> None:

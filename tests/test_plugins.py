@@ -277,26 +277,26 @@ def test_a_broken_classifier_is_recorded_as_its_own_failure_and_the_rest_goes_on
 
 
 class GoodSource:
-    def scan(self, request):  # type: ignore[no-untyped-def]  # an untyped third-party plugin
+    def scan(self, request):  # an untyped third-party plugin
         return iter(())
 
-    def gone(self, source_ids):  # type: ignore[no-untyped-def]
+    def gone(self, source_ids):
         return set()
 
 
 def test_check_plugin_finds_missing_methods_and_signatures_genred_cannot_call() -> None:
     class Renamed:
-        def list_pages(self, request):  # type: ignore[no-untyped-def]
+        def list_pages(self, request):
             return iter(())
 
-        def gone(self, ids, extra):  # type: ignore[no-untyped-def]
+        def gone(self, ids, extra):
             return set()
 
     class HalfHook(GoodSource):
         def load(self) -> None:  # LoadsModel without unload: not for a source, not checked
             pass
 
-        def listen(self):  # type: ignore[no-untyped-def]  # Listens without the notify arg
+        def listen(self):  # Listens without the notify arg
             return None
 
     assert check_plugin(GoodSource, "sources") == []

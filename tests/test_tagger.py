@@ -90,6 +90,7 @@ REFERENCE_SUBSET = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["msd", "mtt"])
 def test_reproduces_musicnn_reference_tags_on_the_real_fixtures(model: str) -> None:
     assert len(REFERENCE) == 11 and set(REFERENCE_SUBSET) <= set(REFERENCE)

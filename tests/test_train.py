@@ -529,6 +529,7 @@ def synthetic_clip(kind: str, rng: Any) -> Any:
     return clicks
 
 
+@pytest.mark.slow
 def test_separable_synthetic_audio_is_recognised_on_held_out_albums(
     tmp_path: Path, numba_cache: Path
 ) -> None:
@@ -594,6 +595,7 @@ REAL = {  # fixture file → (genre, as SOURCES.md labels it)
 }
 
 
+@pytest.mark.slow
 def test_real_clips_go_through_extract_train_and_classify(
     tmp_path: Path, numba_cache: Path
 ) -> None:

@@ -124,9 +124,12 @@ class TrainConfig(StrictModel):
         return value
 
 
+Level = Literal["track", "album", "artist"]
+
+
 class WritebackConfig(StrictModel):
     mode: Literal["append", "replace", "fill"] = "append"
-    levels: list[Literal["track", "album", "artist"]] = Field(default_factory=lambda: ["track"])
+    levels: list[Level] = Field(default_factory=lambda: list[Level](["track"]))
     dry_run: bool = False
     lock: bool = True
     batch_size: int = Field(100, ge=1, le=1000)

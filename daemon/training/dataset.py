@@ -196,7 +196,7 @@ def feature_table(store: Store, extractors: Sequence[str]) -> FeatureTable:
     joined = (
         np.hstack(columns) if common else np.zeros((0, sum(f.dims for f in chosen)), np.float32)
     )
-    finite = np.isfinite(joined).all(axis=1)
+    finite = np.asarray(np.isfinite(joined).all(axis=1))
     return FeatureTable(
         track_ids=[t for t, ok in zip(common, finite, strict=True) if ok],
         matrix=joined[finite],

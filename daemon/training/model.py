@@ -76,6 +76,9 @@ def build_network(arch: Architecture) -> Any:
             self.register_buffer("mean", torch.zeros(width))
             self.register_buffer("scale", torch.ones(width))
 
+        mean: torch.Tensor  # registered buffers
+        scale: torch.Tensor
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return (x - self.mean) / self.scale
 

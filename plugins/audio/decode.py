@@ -26,6 +26,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -221,7 +222,7 @@ def _read_sndfile(path: Path, offset: float, length: float | None) -> Decoded | 
     return Decoded(samples, rate, start, declared)
 
 
-def _read_blocks(file: object, want: int, expected: int) -> np.ndarray:
+def _read_blocks(file: Any, want: int, expected: int) -> np.ndarray:
     """Up to `want` frames (-1: all) as mono, read in blocks so only mono is ever whole."""
     size = expected if want < 0 else min(want, expected) if expected else want
     out = np.empty(max(size, 0), np.float32)
@@ -229,7 +230,7 @@ def _read_blocks(file: object, want: int, expected: int) -> np.ndarray:
     got = 0
     while want < 0 or got < want:
         step = BLOCK_FRAMES if want < 0 else min(BLOCK_FRAMES, want - got)
-        block = file.read(step, dtype="float32", always_2d=True)  # type: ignore[attr-defined]
+        block = file.read(step, dtype="float32", always_2d=True)
         if block.shape[0] == 0:
             break
         mono = _downmix(block.T)
@@ -249,13 +250,13 @@ def _downmix(channels: np.ndarray) -> np.ndarray:
     """(channels, n) float32 → n, the channel mean (librosa's `to_mono`)."""
     if channels.shape[0] == 1:
         return np.array(channels[0], dtype=np.float32)
-    return np.mean(channels, axis=0, dtype=np.float32)
+    return np.asarray(np.mean(channels, axis=0, dtype=np.float32))
 
 
 # --------------------------------------------------------------------------- FFmpeg
 
 
-def _open_ffmpeg(path: Path, head: bytes):
+def _open_ffmpeg(path: Path, head: bytes) -> Any:
     import av
 
     try:
@@ -270,8 +271,8 @@ def _open_ffmpeg(path: Path, head: bytes):
         ) from None
 
 
-def _audio_stream(path: Path, container: object):
-    streams = container.streams.audio  # type: ignore[attr-defined]
+def _audio_stream(path: Path, container: Any) -> Any:
+    streams = container.streams.audio
     if not streams:
         raise NotAudio(f"{path}: the file has no audio stream")
     stream = streams[0]
@@ -326,23 +327,23 @@ def _read_ffmpeg(path: Path, head: bytes, offset: float, length: float | None) -
     return Decoded(samples, rate, start, declared)
 
 
-def _frame_index(frame: object, stream: object, rate: int, fallback: int) -> int:
+def _frame_index(frame: Any, stream: Any, rate: int, fallback: int) -> int:
     """The frame's first sample as an index from the stream's start (by its timestamp)."""
-    pts = frame.pts  # type: ignore[attr-defined]
-    if pts is None or stream.time_base is None:  # type: ignore[attr-defined]
+    pts = frame.pts
+    if pts is None or stream.time_base is None:
         return fallback
-    first = stream.start_time or 0  # type: ignore[attr-defined]
-    return round(float((pts - first) * stream.time_base) * rate)  # type: ignore[attr-defined]
+    first = stream.start_time or 0
+    return round(float((pts - first) * stream.time_base) * rate)
 
 
 SAMPLE_SCALE = {"s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
 
-def _frame_channels(frame: object) -> np.ndarray:
+def _frame_channels(frame: Any) -> np.ndarray:
     """An FFmpeg audio frame as (channels, n) float32 in [-1, 1]."""
-    data = frame.to_ndarray()  # type: ignore[attr-defined]
-    fmt = frame.format  # type: ignore[attr-defined]
-    channels = len(frame.layout.channels)  # type: ignore[attr-defined]
+    data = frame.to_ndarray()
+    fmt = frame.format
+    channels = len(frame.layout.channels)
     if not fmt.is_planar:
         data = data.reshape(-1, channels).T
     name = fmt.name.rstrip("p")

@@ -102,7 +102,7 @@ def summarize(frames: dict[str, np.ndarray]) -> np.ndarray:
     """The seven statistics of each family over its frames, in FEATURE_NAMES order."""
     from scipy import stats
 
-    out = []
+    out: list[np.ndarray] = []
     for family, size in FAMILIES:
         values = frames[family]
         if values.shape[0] != size:
@@ -177,12 +177,21 @@ def _cqt_families(windows: Sequence[np.ndarray], sr: int, tuning: float) -> dict
                 tuning=tuning,
             )
         )
-        shape = {"n_chroma": N_CHROMA, "n_octaves": CQT_OCTAVES}
         chroma.append(
-            librosa.feature.chroma_cqt(C=cqt, bins_per_octave=CQT_BINS_PER_OCTAVE, **shape)
+            librosa.feature.chroma_cqt(
+                C=cqt,
+                bins_per_octave=CQT_BINS_PER_OCTAVE,
+                n_chroma=N_CHROMA,
+                n_octaves=CQT_OCTAVES,
+            )
         )
         cens.append(
-            librosa.feature.chroma_cens(C=cqt, bins_per_octave=CQT_BINS_PER_OCTAVE, **shape)
+            librosa.feature.chroma_cens(
+                C=cqt,
+                bins_per_octave=CQT_BINS_PER_OCTAVE,
+                n_chroma=N_CHROMA,
+                n_octaves=CQT_OCTAVES,
+            )
         )
     chroma_cens = _join(cens)
     return {

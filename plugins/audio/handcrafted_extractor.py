@@ -74,10 +74,11 @@ class HandcraftedExtractor:
     def extract(self, path: Path) -> Any:
         """The 518 features of the file at `path` (float32); raises AudioError subclasses."""
         from .decode import probe_duration
-        from .excerpts import WHOLE_TRACK, excerpt_windows, load_windows
+        from .excerpts import WHOLE_TRACK, Window, excerpt_windows, load_windows
         from .handcrafted import track_features
 
         s = self.settings
+        windows: tuple[Window, ...]
         if s.mode == "full":
             windows, cap = WHOLE_TRACK, s.max_seconds
         else:

@@ -104,7 +104,9 @@ def spectral_shape(
     frames = S.shape[-1]
     bands = _contrast_bands(freqs, S.shape[-2], sr=sr, n_bands=n_bands, fmin=fmin)
     shape = SpectralShape(
-        *(np.zeros((1, frames)) for _ in range(3)),
+        centroid=np.zeros((1, frames)),
+        bandwidth=np.zeros((1, frames)),
+        rolloff=np.zeros((1, frames)),
         contrast_peak=np.zeros((n_bands + 1, frames)),
         contrast_valley=np.zeros((n_bands + 1, frames)),
     )
@@ -138,7 +140,7 @@ def _rolloff_bins(S: np.ndarray, roll_percent: float) -> np.ndarray:
     return compiled(_first_bins_kernel)(frames, S.dtype.type(roll_percent))
 
 
-def _first_bins_kernel(frames, fraction):
+def _first_bins_kernel(frames: np.ndarray, fraction: float) -> np.ndarray:
     n_frames, n_bins = frames.shape
     first = np.empty(n_frames, dtype=np.int64)
     for t in range(n_frames):

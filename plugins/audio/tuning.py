@@ -61,7 +61,15 @@ def estimate_tuning(
     )
 
 
-def _band_peaks(frames, lo, hi, squared, fraction, sr, n_fft):  # type: ignore[no-untyped-def]
+def _band_peaks(
+    frames: np.ndarray,
+    lo: int,
+    hi: int,
+    squared: bool,
+    fraction: float,
+    sr: float,
+    n_fft: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """piptrack's (pitch, magnitude) at every peak of bins lo:hi, frame by frame.
 
     Per frame: the threshold is `fraction` × the frame's maximum over all bins; a peak is

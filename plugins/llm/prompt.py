@@ -437,11 +437,13 @@ def _labels(value: Any, where: str) -> tuple[tuple[str, float], ...]:
         if not isinstance(label, dict) or not isinstance(label.get("name"), str):
             raise InvalidAnswer(f'{where}[{n}] is not {{"name": …, "confidence": …}}')
         confidence = label.get("confidence")
+        if isinstance(confidence, bool) or not isinstance(confidence, int | float | str):
+            raise InvalidAnswer(f"{where}[{n}].confidence is not a number")
         try:
-            number = float(confidence)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+            number = float(confidence)
+        except ValueError:
             raise InvalidAnswer(f"{where}[{n}].confidence is not a number") from None
-        if isinstance(confidence, bool) or math.isnan(number):
+        if math.isnan(number):
             raise InvalidAnswer(f"{where}[{n}].confidence is not a number")
         name = " ".join(label["name"].split())
         if name:
@@ -484,9 +486,9 @@ def plan_requests(
     for start in range(0, len(ordered), batch_tracks):
         fresh = []
         for entry in build_entries(ordered[start : start + batch_tracks], albums):
-            key = entry.cache_key("", 0, moods)
-            if key not in asked:
-                asked.add(key)
+            question = entry.cache_key("", 0, moods)
+            if question not in asked:
+                asked.add(question)
                 fresh.append(entry)
         entries += len(fresh)
         for batch in pack(

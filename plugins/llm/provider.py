@@ -26,7 +26,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, cast
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from tenacity import (
@@ -68,6 +68,14 @@ from .processors import apply_to_messages, apply_to_reply, processor_names
 log = get_logger("genred_plugins.llm")
 
 TRANSIENT_STATUS = {408, 409, 498}  # + every 5xx; 498: Groq's flex tier is at capacity
+
+
+class _StatusError(Protocol):
+    """What both SDKs' APIStatusError carry."""
+
+    status_code: int
+    response: Any
+    body: Any
 
 
 class ChatSettings(BaseModel):
@@ -250,10 +258,10 @@ class ChatCompletionsLLM:
             sent[0] += 1
             try:
                 raw = self.client.chat.completions.with_raw_response.create(**request)
-            except self.status_error as exc:
-                headers = exc.response.headers  # type: ignore[attr-defined]
-                limiter.observe(headers, self.header_windows)
-                if exc.status_code in (413, 429):  # type: ignore[attr-defined]
+            except self.status_error as error:
+                exc = cast(_StatusError, error)
+                limiter.observe(exc.response.headers, self.header_windows)
+                if exc.status_code in (413, 429):
                     limiter.release(reservation)  # refused before it counted
                 raise self._failure(exc, limiter, request["model"]) from None
             except self.connection_error as exc:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
@@ -177,11 +178,7 @@ class PlexSource:
         asked: list[str] = []
         for section in sections:
             for folder in plan.get(str(section.key), []):
-                call(
-                    lambda section=section, folder=folder: section.update(path=folder),
-                    f"asking Plex to scan {folder}",
-                    retries,
-                )
+                call(partial(section.update, path=folder), f"asking Plex to scan {folder}", retries)
                 asked.append(folder)
         log.info("asked Plex to scan", folders=asked)
         if timeout > 0:

@@ -84,11 +84,14 @@ async def read_webhook(request: Request) -> PlexWebhook:
     async with request.form(
         max_files=4, max_fields=16, max_part_size=MAX_PAYLOAD_PART
     ) as form:  # a malformed multipart body is a 400 from Starlette itself
-        raw = form.get("payload")
-        if isinstance(raw, UploadFile):  # sent with a filename: still the JSON text
-            raw = await raw.read(MAX_PAYLOAD_PART + 1)
+        part = form.get("payload")
+        raw: str | bytes | None
+        if isinstance(part, UploadFile):  # sent with a filename: still the JSON text
+            raw = await part.read(MAX_PAYLOAD_PART + 1)
             if len(raw) > MAX_PAYLOAD_PART:
                 raise WebhookError("the payload part is too large")
+        else:
+            raw = part
     if raw is None:
         raise WebhookError("no `payload` form field (Plex sends multipart/form-data)")
     return parse_payload(raw)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from typing import Any, cast
 
 import librosa
 import numpy as np
@@ -67,7 +68,9 @@ def frames_audio(samples: np.ndarray, start: int, count: int, spec: TaggerSpec) 
         out = np.zeros(length, dtype=samples.dtype)
         out[lo - first : hi - first] = samples[lo:hi]
         return out
-    padded = np.pad(samples, offset, mode=mel.pad_mode)  # rare: only edge stretches get here
+    padded = np.pad(
+        samples, offset, mode=cast(Any, mel.pad_mode)
+    )  # rare: only edge stretches get here
     return padded[first + offset : first + offset + length]
 
 

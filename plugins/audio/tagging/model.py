@@ -119,7 +119,7 @@ class OnnxTagger:
                 embeds.append(result[1])
         tag_probs = np.concatenate(probs).astype(np.float32, copy=False)
         if self.spec.onnx.tags_are == "logits":
-            tag_probs = 1.0 / (1.0 + np.exp(-tag_probs))
+            tag_probs = (1.0 / (1.0 + np.exp(-tag_probs))).astype(np.float32)
         return tag_probs, (np.concatenate(embeds) if embeds else None)
 
     def choose_patches(self, samples: np.ndarray, min_dbfs: float | None) -> list[int]:

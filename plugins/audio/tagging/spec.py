@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -204,7 +204,11 @@ def check_mapping(spec: TaggerSpec, tags: list[str], where: str) -> None:
     """Every mapped tag must exist; with a hand-written mapping every tag must be placed."""
     known = set(tags)
     sections = {"genres": spec.genres, "moods": spec.moods, "labels": spec.labels}
-    for section, mapping in (*sections.items(), ("ignore", dict.fromkeys(spec.ignore))):
+    mappings: list[tuple[str, Mapping[str, object]]] = [
+        *sections.items(),
+        ("ignore", dict.fromkeys(spec.ignore)),
+    ]
+    for section, mapping in mappings:
         unknown = sorted(set(mapping) - known)
         if unknown:
             raise ModelSpecError(

@@ -54,7 +54,7 @@ class Noise:
             if kind not in KINDS:
                 raise ValueError(f"unknown noise kind {kind!r}; known: {', '.join(KINDS)}")
             values[f"{kind}_rate"] = float(rate)
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)
 
     @classmethod
     def parse(cls, text: str, **settings: float) -> Noise:

@@ -128,7 +128,7 @@ def _parse_group(tokens: list[Condition | str], pos: int) -> tuple[Expr, int]:
             joiner = str(token)
             pos += 1
         else:
-            operands.append(token)  # type: ignore[arg-type]
+            operands.append(token)
             pos += 1
     return (joiner, operands), pos
 
@@ -265,7 +265,7 @@ def sort_keys(lib: PlexLibrary, keys: list[int], sort: str | None) -> list[int]:
         name, _, direction = part.partition(":")
         key = _sort_key(lib, name.strip())
         if key is not None:
-            items.sort(key=key, reverse=direction == "desc")  # type: ignore[arg-type]
+            items.sort(key=key, reverse=direction == "desc")
     return [i.rating_key for i in items]
 
 

@@ -266,7 +266,7 @@ class Renderer:
             return self.track(item, full=full)
         if isinstance(item, Album):
             return self.album(item, full=full)
-        return self.artist(item, full=full)  # type: ignore[arg-type]
+        return self.artist(item, full=full)
 
     def _tags(self, item: Item, full: bool) -> list[str]:
         out: list[str] = []
