@@ -204,6 +204,15 @@ class AuthServer:
             self.clients[client_id] = client
         return client
 
+    def add_redirect_uri(self, client_id: str, redirect_uri: str) -> None:
+        """Add a URI to a registered app (the dashboard's "Add" button; same checks)."""
+        problem = redirect_uri_problem(redirect_uri)
+        if problem:
+            raise ValueError(f"This redirect URI is not secure: {redirect_uri} ({problem})")
+        with self._lock:
+            client = self.clients[client_id]
+            client.redirect_uris = (*client.redirect_uris, redirect_uri)
+
     def _random(self, prefix: str, length: int) -> str:
         with self._lock:
             return prefix + "".join(self._rng.choice(_TOKEN_CHARS) for _ in range(length))

@@ -17,7 +17,7 @@ from . import playlists as ops
 from .auth import AccessToken, AuthServer
 from .catalogue import Catalogue
 from .faults import RATE_LIMIT_BODY, FaultRule, Faults
-from .ids import ID_LENGTH, is_base62, spotify_id
+from .ids import ID_LENGTH, is_base62, parse_uri, spotify_id
 from .model import Playlist, PlaylistEntry, User
 from .removed import removed_for
 from .render import Renderer, apply_fields, search_extra
@@ -379,6 +379,8 @@ class _Api:
                 return self.remove_items(pid)
             case ("PUT" | "DELETE", ["playlists", pid, "followers"]):
                 return self.follow(pid, method == "PUT")
+            case ("PUT" | "DELETE", ["me", "library"]):
+                return self.library(method == "PUT")
             case ("GET", ["tracks", tid]):
                 return self.get_track(tid)
             case ("GET", ["search"]):
@@ -511,6 +513,30 @@ class _Api:
             playlist.followers.add(user.id)
         else:
             playlist.followers.discard(user.id)
+        return Reply(200, b"", {})
+
+    def library(self, save: bool) -> Reply:
+        """PUT/DELETE /me/library?uris=… (the Feb 2026 unified endpoint; spotipy 2.26's
+        `current_user_follow_playlist` uses it). Playlist URIs follow/unfollow; other kinds
+        are accepted and not kept (the library is not emulated). URIs only in the query:
+        the live API ignores a JSON body (public probe, 2026)."""
+        user = self.user()
+        raw = self.query.get("uris")
+        if not raw:
+            raise ApiError(400, "Missing required field: uris")
+        uris = [u.strip() for u in raw.split(",") if u.strip()]
+        if len(uris) > 40:
+            raise ApiError(400, "Too many uris requested")
+        parsed = [parse_uri(u) for u in uris]
+        if any(p is None for p in parsed):
+            raise ApiError(400, "Invalid Spotify URI")
+        for kind, ident in (p for p in parsed if p is not None):
+            if kind == "playlist" and ident in self.emu.playlists:
+                followers = self.emu.playlists[ident].followers
+                if save:
+                    followers.add(user.id)
+                else:
+                    followers.discard(user.id)
         return Reply(200, b"", {})
 
     # -- playlist items -------------------------------------------------------------------------
