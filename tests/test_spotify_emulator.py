@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -337,6 +338,23 @@ def test_expired_access_token_gives_401_then_refresh_works(spotify_emulator, spo
     assert sp.me()["id"] == "1112264649"
     assert manager.cache_handler.get_cached_token()["refresh_token"] == cached["refresh_token"]
     assert emu.violations() == []
+
+
+def test_access_token_lifetime_is_settable(spotify_catalogue) -> None:
+    """The server's lifetime and the advertised expires_in are separate: here tokens die
+    after 0.3 s while spotipy, told 3600, keeps using them."""
+    with SpotifyEmulator(
+        spotify_catalogue.copy(), access_token_lifetime_s=0.3, expires_in=3600
+    ) as emu:
+        manager = oauth(emu)
+        assert log_in(manager)["expires_in"] == 3600
+        sp = spotify(emu, manager)
+        assert sp.me()["id"] == "1112264649"
+        time.sleep(0.4)
+        with pytest.raises(SpotifyException) as expired:
+            sp.me()
+        assert expired.value.http_status == 401 and "The access token expired" in expired.value.msg
+        assert [r.status for r in emu.api_requests()] == [200, 401]
 
 
 def test_short_token_lifetime_makes_spotipy_refresh_before_every_call(spotify_emulator) -> None:
@@ -929,3 +947,53 @@ def test_standalone_server_prints_its_url_and_serves() -> None:
         _, err = process.communicate(timeout=10)
     assert process.returncode == 0
     assert "50 tracks" in err and "0 spec violations" in err
+
+
+# -- spotipy traps the genred plugin must avoid --------------------------------------------
+
+
+def test_scope_change_makes_spotipy_fall_back_to_input(spotify_emulator, monkeypatch) -> None:
+    """A cached token whose scope lacks a newly asked one is thrown away and spotipy starts a
+    new authorization: with open_browser=False it prints the URL and calls input(); a daemon
+    without a terminal gets EOFError (or blocks, with a terminal)."""
+    emu = spotify_emulator
+    narrow = oauth(emu, scope=["playlist-read-private"])
+    log_in(narrow)
+    wider = oauth(emu, cache_handler=narrow.cache_handler)  # the default, wider scope
+    prompts: list[str] = []
+
+    def no_terminal(prompt: str = "") -> str:
+        prompts.append(prompt)
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", no_terminal)
+    emu.clear_requests()
+    with pytest.raises(EOFError):
+        spotify(emu, wider).me()
+    assert len(prompts) == 1 and prompts[0].startswith(
+        f"Go to the following URL: {emu.authorize_url}"
+    )
+    assert emu.requests == []  # nothing reached the server: it wanted a human
+
+
+def test_file_cache_is_not_written_atomically(spotify_emulator, tmp_path, monkeypatch) -> None:
+    """CacheFileHandler opens the file with "w" (truncating it) before serialising: a failure
+    while writing leaves an empty cache, and the next start has no refresh token (and goes
+    to input(), as above)."""
+    from spotipy.cache_handler import CacheFileHandler
+
+    emu = spotify_emulator
+    path = tmp_path / "token.json"
+    manager = oauth(emu, cache_handler=CacheFileHandler(cache_path=str(path)))
+    log_in(manager)
+    assert json.loads(path.read_text())["refresh_token"]
+
+    def disk_full(*args: Any, **kwargs: Any) -> str:
+        raise OSError(28, "No space left on device")
+
+    fake_json = SimpleNamespace(dumps=disk_full, loads=json.loads, JSONDecodeError=ValueError)
+    monkeypatch.setattr("spotipy.cache_handler.json", fake_json)
+    manager.refresh_access_token(manager.cache_handler.get_cached_token()["refresh_token"])
+    assert path.read_text() == ""  # the good token is gone
+    monkeypatch.undo()
+    assert CacheFileHandler(cache_path=str(path)).get_cached_token() is None

@@ -32,6 +32,9 @@ def spotify_emulator(spotify_catalogue: Catalogue) -> Iterator[SpotifyEmulator]:
     `emu.faults`, `emu.requests`, `emu.violations()`."""
     with SpotifyEmulator(spotify_catalogue.copy()) as emulator:
         yield emulator
+    assert emulator.errors == [], "the emulator crashed while answering:\n" + "\n".join(
+        emulator.errors
+    )
 
 
 @pytest.fixture

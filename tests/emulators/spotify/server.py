@@ -6,6 +6,7 @@ import contextlib
 import json
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -136,6 +137,7 @@ class SpotifyEmulator(ThreadedEmulator):
         self._lock = threading.RLock()
         self._log: list[RequestRecord] = []
         self._violations: list[Violation] = []
+        self.errors: list[str] = []  # tracebacks of emulator bugs (each answered 500)
         self._created = 0
 
     # -- addresses -----------------------------------------------------------------------------
@@ -261,6 +263,10 @@ class SpotifyEmulator(ThreadedEmulator):
                     reply = self._route(method, path, query_list, headers, body, parsed_body)
             except ApiError as error:
                 reply = error.reply()
+            except Exception as error:  # an emulator bug: answer 500 and keep it for the test
+                with self._lock:
+                    self.errors.append(traceback.format_exc())
+                reply = ApiError(500, f"Emulator error: {error!r}").reply()
         fault = rule.kind if rule else None
         expected = f"fault:{fault}" if fault else None
         response_expected = expected or ("fields" if "fields" in dict(query_list) else None)
