@@ -997,3 +997,22 @@ def test_file_cache_is_not_written_atomically(spotify_emulator, tmp_path, monkey
     assert path.read_text() == ""  # the good token is gone
     monkeypatch.undo()
     assert CacheFileHandler(cache_path=str(path)).get_cached_token() is None
+
+
+def test_without_legacy_fields_and_with_a_fields_filter(spotify_emulator, spotify_client, tracks):
+    emu, sp = spotify_emulator, spotify_client
+    pid = sp.current_user_playlist_create("renamed", public=False)["id"]
+    add_in_chunks(sp, pid, uris_of(tracks[:3]))
+    emu.legacy_fields = False
+    row = sp.playlist_items(pid)["items"][0]
+    assert "track" not in row and row["item"]["uri"] == tracks[0].uri
+    full = sp.playlist(pid)
+    assert "tracks" not in full and full["items"]["total"] == 3
+    assert "tracks" not in sp.current_user_playlists()["items"][0]
+    cut = sp.playlist_items(pid, fields="total,items(item(name,uri))")
+    assert cut == {
+        "total": 3,
+        "items": [{"item": {"name": t.name, "uri": t.uri}} for t in tracks[:3]],
+    }
+    assert emu.violations() == []
+    assert [v.expected for v in emu.violations(include_expected=True)] == ["fields"]
