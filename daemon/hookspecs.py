@@ -33,6 +33,7 @@ from .records import (
     TrackRecord,
     Unclassified,
     Values,
+    WrittenFile,
 )
 
 if TYPE_CHECKING:
@@ -288,7 +289,18 @@ class WritebackPlugin(Protocol):
         ...
 
     def apply(self, edit: Edit, *, lock: bool) -> None:
-        """Send one edit (raise a GenredError when it did not land)."""
+        """Send one edit (a GenredError: it did not land; EditPartlyFailed: some items did)."""
+        ...
+
+
+@runtime_checkable
+class WritesFiles(Protocol):
+    """A writeback that replaces local files (`tags`): the stage records each file with
+    its new stat, so the folder watcher and the next sync do not take genred's own write
+    for a change (no write → sync → write loop), and the core needs no plugin knowledge."""
+
+    def take_written(self) -> list[WrittenFile]:
+        """The files `apply` replaced since the last call, with their stat after the write."""
         ...
 
 
@@ -321,7 +333,7 @@ OPTIONAL_HOOKS: dict[str, tuple[type, ...]] = {
     "extractors": (LoadsModel, ExtractsInBatches),
     "classifiers": (),
     "llm": (),
-    "writeback": (),
+    "writeback": (WritesFiles,),
 }
 COMMON_HOOKS: tuple[type, ...] = (Closes, ChecksConfig, ProvidesRoutes)
 
