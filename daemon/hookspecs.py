@@ -279,6 +279,8 @@ class WritebackPlugin(Protocol):
     """Decisions → a target (Plex, file tags); the stage plans, the plugin reads and writes.
 
     `name` keys its rows in the store; `source` is the source whose ids it understands.
+    A class attribute ``batch_size`` caps the items per edit below `writeback.batch_size`
+    (the `tags` writeback: 1, so a stop or a kill waits for one file, not a hundred).
     """
 
     name: str

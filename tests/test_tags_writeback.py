@@ -432,6 +432,7 @@ def test_folder_library_end_to_end_with_revert(
         # a change of case only ("classical" → "Classical") is no change
         same_but_case = {"ogg", "m4a", "wv"}
         assert counts["written"] == 6 and counts["unchanged"] == 3 and counts["failed"] == 0
+        assert counts["edits"] == 6  # one file per edit (the plugin's batch_size)
         for kind, path in files.items():
             expected = originals[kind] if kind in same_but_case else decided[kind]
             assert raw_genres(path) == expected, kind

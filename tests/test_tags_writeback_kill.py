@@ -78,7 +78,7 @@ def test_kill_9_during_a_tags_writeback_loses_no_file(tmp_path: Path) -> None:
         f"data_dir: {json.dumps(str(tmp_path / 'data'))}\n"
         f"folders: [{json.dumps(str(music))}]\n"
         "plugins: {sources: {folder: {}}, writeback: {tags: {}}}\n"
-        "writeback: {mode: append, batch_size: 5}\n"
+        "writeback: {mode: append}\n"
         "logging: {level: warning}\n"
     )
     config = tmp_path / "genred.yaml"

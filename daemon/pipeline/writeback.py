@@ -221,7 +221,9 @@ def writeback(
     ]
     progress.start("writeback: reading current values", total=None)
     current = plugin.read([t.key for t in candidates]) if candidates else {}
-    plan = plan_writes(candidates, current, past, config.mode, config.batch_size)
+    plan = plan_writes(
+        candidates, current, past, config.mode, _batch_size(plugin, config.batch_size)
+    )
     report.planned = plan.edits
     counts = {
         "targets": len(targets),
@@ -326,6 +328,11 @@ def _record_intent(store: Store, target: str, edit: Edit) -> None:
         )
 
 
+def _batch_size(plugin: WritebackPlugin, configured: int) -> int:
+    """`writeback.batch_size`, or less where the plugin says so (its `batch_size`)."""
+    return max(1, min(configured, int(getattr(plugin, "batch_size", None) or configured)))
+
+
 def _apply(
     plugin: WritebackPlugin, edit: Edit, *, lock: bool
 ) -> tuple[list[str], dict[str, GenredError]]:
@@ -413,7 +420,9 @@ def revert(
         rows = {k: v for k, v in rows.items() if k in recent}
     progress.start("revert: reading current values", total=None)
     current = plugin.read(list(rows)) if rows else {}
-    edits, already, changed = plan_reverts(rows, current, batch_size, force=force)
+    edits, already, changed = plan_reverts(
+        rows, current, _batch_size(plugin, batch_size), force=force
+    )
     report = WritebackReport(
         edits,
         {

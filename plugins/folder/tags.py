@@ -74,6 +74,7 @@ class TagsWriteback:
     uses_config = ("folders",)  # rebuilt on reload only when these sections change
     name = "tags"
     source = SOURCE
+    batch_size = 1  # one file per edit: progress, stops and kills wait for one file only
 
     def __init__(self, settings: TagsWritebackConfig, context: PluginContext) -> None:
         if not context.config.folders:
