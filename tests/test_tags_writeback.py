@@ -610,3 +610,16 @@ def test_a_write_the_watcher_cannot_check_is_synced_as_a_change(
         wait_for(lambda: batches.changed() == [str(path)], 10, "the change")
     finally:
         watcher.stop()
+
+
+def test_config_check_warns_when_the_folder_source_is_off(music: Path) -> None:
+    assert writeback_for(music).check() == [
+        "the tags writeback writes into the folder source's files, but "
+        "plugins.sources.folder is not enabled: nothing will be written"
+    ]
+    config = parse_config(
+        json.dumps({"folders": [str(music)], "plugins": {"sources": ["folder"]}}), env={}
+    )
+    assert TagsWriteback(TagsWritebackConfig(), PluginContext(config)).check() == []
+    with pytest.raises(Exception, match="needs `folders:`"):
+        TagsWriteback(TagsWritebackConfig(), PluginContext(parse_config("{}", env={})))
