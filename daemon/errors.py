@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from threading import Event
 
@@ -81,6 +82,32 @@ class LLMBudgetExhausted(GenredError):
 
     def __reduce__(self) -> tuple[type, tuple[str, datetime]]:
         return (type(self), (str(self), self.retry_at))
+
+
+# --------------------------------------------------------------------------- writeback
+# Raised by a writeback plugin's `apply`; the writeback stage records it per item.
+
+
+class EditPartlyFailed(GenredError):
+    """Some items of one edit landed, others did not: `failed` maps each of those to why.
+
+    A target that writes item by item (files) raises it after writing the rest, so the
+    stage records the landed items as written and only the others as failed."""
+
+    def __init__(self, message: str, failed: Mapping[str, GenredError]) -> None:
+        super().__init__(message)
+        self.failed = dict(failed)
+
+    def __reduce__(self) -> tuple[type, tuple[str, dict[str, GenredError]]]:
+        return (type(self), (str(self), self.failed))
+
+
+class FileChangedSinceRead(GenredError):
+    """The file changed between the writeback's read and its write: it is left alone."""
+
+
+class FileNotWritable(GenredError):
+    """The file cannot be replaced as it is (permissions, its owner, hard links, its format)."""
 
 
 # --------------------------------------------------------------------------- audio

@@ -33,6 +33,7 @@ from .records import (
     TrackRecord,
     Unclassified,
     Values,
+    WrittenFile,
 )
 
 if TYPE_CHECKING:
@@ -278,6 +279,8 @@ class WritebackPlugin(Protocol):
     """Decisions → a target (Plex, file tags); the stage plans, the plugin reads and writes.
 
     `name` keys its rows in the store; `source` is the source whose ids it understands.
+    A class attribute ``batch_size`` caps the items per edit below `writeback.batch_size`
+    (the `tags` writeback: 1, so a stop or a kill waits for one file, not a hundred).
     """
 
     name: str
@@ -288,7 +291,18 @@ class WritebackPlugin(Protocol):
         ...
 
     def apply(self, edit: Edit, *, lock: bool) -> None:
-        """Send one edit (raise a GenredError when it did not land)."""
+        """Send one edit (a GenredError: it did not land; EditPartlyFailed: some items did)."""
+        ...
+
+
+@runtime_checkable
+class WritesFiles(Protocol):
+    """A writeback that replaces local files (`tags`): the stage records each file with
+    its new stat, so the folder watcher and the next sync do not take genred's own write
+    for a change (no write → sync → write loop), and the core needs no plugin knowledge."""
+
+    def take_written(self) -> list[WrittenFile]:
+        """The files `apply` replaced since the last call, with their stat after the write."""
         ...
 
 
@@ -321,7 +335,7 @@ OPTIONAL_HOOKS: dict[str, tuple[type, ...]] = {
     "extractors": (LoadsModel, ExtractsInBatches),
     "classifiers": (),
     "llm": (),
-    "writeback": (),
+    "writeback": (WritesFiles,),
 }
 COMMON_HOOKS: tuple[type, ...] = (Closes, ChecksConfig, ProvidesRoutes)
 

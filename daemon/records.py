@@ -157,6 +157,19 @@ class Edit:
     after: Mapping[str, Values] = dataclasses.field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WrittenFile:
+    """A local file a writeback replaced, and its stat right after the write: the folder
+    watcher takes a file that still has exactly this size and mtime for genred's own
+    write, and the store records `source_stamp` so the next sync does not read it again."""
+
+    item_id: str  # the item (its source id) whose file it is
+    paths: tuple[str, ...]  # the names it goes by: the source's, and the resolved one
+    size: int
+    mtime_ns: int
+    source_stamp: str | None = None  # the item's `source_updated_at` as its source reads it now
+
+
 # --------------------------------------------------------------------------- LLM contract
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -267,11 +267,20 @@ class Service:
         )
         self.request_sync(None, reason="watch", paths=changes.paths(), moved=changes.moved)
 
+    def _own_writes(self, stats: Mapping[str, tuple[int, int]]) -> set[str]:
+        """The watcher's question: which of these settled files did genred write itself."""
+        from .store import file_writes
+
+        with Store.open(self.config.db_path) as store:
+            return file_writes.ours(store, stats)
+
     def _start_watcher(self) -> None:
         config = self.config
         if not config.watch.enabled or not config.folders:
             return
-        self.watcher = FolderWatcher(config.folders, config.watch, self._on_changes)
+        self.watcher = FolderWatcher(
+            config.folders, config.watch, self._on_changes, own_writes=self._own_writes
+        )
         self.watcher.start()
 
     def _stop_watcher(self) -> None:

@@ -193,13 +193,19 @@ def _train(run: StageRun) -> dict[str, Any]:
         features=run.options.get("features"),
         progress=run.progress,
         say=run.options.get("say", lambda text: log.info(text)),
+        force=bool(run.options.get("force")),
     )
     run.results["trained"] = trained
     card = trained.card
+    if not trained.activated:
+        log.warning(
+            "trained model not activated", version=card.version, why=trained.activation.reason
+        )
     return {
         "classes": len(card.labels),
         "train": card.split.train_tracks,
         "test": card.split.test_tracks,
+        "activated": int(trained.activated),
     }
 
 

@@ -5,6 +5,10 @@ for `watch.settle` (a copy over SMB can take minutes and fires hundreds of event
 and deletions need no settling; they are batched for a moment and handed over with the
 next batch. Watching is best effort: a folder that cannot be watched (missing, unreadable,
 inotify limits) is reported with what to do, and the scheduled sync stays the backstop.
+
+genred's own writes (the `tags` writeback replacing a file) are not changes: a settled
+file that `own_writes` says still has exactly the size and mtime genred's write left is
+dropped from the batch, so writing tags never sets off a sync (and another write).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +61,8 @@ AUDIO_EXTENSIONS = frozenset(
     ]
 )
 BATCH_DELAY_S = 2.0  # moves and deletions wait this long for company
+# Of settled files and their (size, mtime_ns), those genred itself wrote just so.
+OwnWrites = Callable[[Mapping[str, tuple[int, int]]], Collection[str]]
 
 
 @dataclass
@@ -131,11 +137,13 @@ class FolderWatcher:
         on_changes: Callable[[Changes], None],
         *,
         clock: Callable[[], float] = time.monotonic,
+        own_writes: OwnWrites | None = None,
     ) -> None:
         self.folders = list(folders)
         self.settings = settings
         self.on_changes = on_changes
         self.clock = clock
+        self.own_writes = own_writes
         self.problems: list[str] = []
         self._settle = settings.settle.total_seconds()
         self._cond = threading.Condition()
@@ -310,7 +318,7 @@ class FolderWatcher:
         """Settled files, plus moves and deletions once they waited BATCH_DELAY_S."""
         with self._cond:
             paths = list(self._pending.items())
-        ready: list[str] = []
+        ready: dict[str, tuple[int, int]] = {}
         for path, entry in paths:
             current = _stat(path)  # stat outside the lock: network mounts can be slow
             with self._cond:
@@ -321,18 +329,32 @@ class FolderWatcher:
                 elif current != entry.stat:
                     entry.stat, entry.changed_at = current, now
                 elif now - entry.changed_at >= self._settle:
-                    ready.append(path)
+                    ready[path] = current
                     del self._pending[path]
+        ours = self._own(ready)
         with self._cond:
             quick_due = self._first_quick is not None and (
                 ready or now - self._first_quick >= BATCH_DELAY_S
             )
-            changes = Changes(changed=sorted(ready))
+            changes = Changes(changed=sorted(p for p in ready if p not in ours))
             if quick_due:
                 changes.moved, self._moved = self._moved, []
                 changes.deleted, self._deleted = sorted(self._deleted), set()
                 self._first_quick = None
         return changes
+
+    def _own(self, ready: Mapping[str, tuple[int, int]]) -> Collection[str]:
+        """Those of the settled files genred wrote itself (asked outside the lock)."""
+        if not ready or self.own_writes is None:
+            return ()
+        try:
+            ours = self.own_writes(ready)
+        except Exception:  # the store busy or gone: sync them, the sync knows them anyway
+            log.exception("cannot tell genred's own writes; syncing the files")
+            return ()
+        if ours:
+            log.debug("genred's own writes, not synced", files=len(ours))
+        return ours
 
 
 def _audio_files(folder: str) -> Iterable[str]:

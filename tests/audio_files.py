@@ -18,7 +18,11 @@ LOSSY = {
     "mp3": ("mp3", "libmp3lame", 44100),
     "m4a": ("ipod", "aac", 44100),
     "opus": ("ogg", "libopus", 48000),
+    "wma": ("asf", "wmav2", 44100),
+    "wv": ("wv", "wavpack", 44100),  # lossless, but made the same way
+    "aac": ("adts", "aac", 44100),  # raw AAC, no container (and no tags)
 }
+BIT_RATE = {"wmav2": 128_000}  # encoders that will not open without one
 
 
 def stereo_tones(
@@ -44,7 +48,7 @@ def write_lossless(path: Path, samples: np.ndarray, rate: int, subtype: str | No
 
 
 def write_lossy(path: Path, samples: np.ndarray, rate: int, kind: str) -> Path:
-    """Encode (frames, channels) float32 with FFmpeg's encoder for `kind` (mp3, m4a, opus)."""
+    """Encode (frames, channels) float32 with FFmpeg's encoder for `kind` (a LOSSY key)."""
     import av
 
     container_format, codec, codec_rate = LOSSY[kind]
@@ -52,6 +56,8 @@ def write_lossy(path: Path, samples: np.ndarray, rate: int, kind: str) -> Path:
     with av.open(str(path), "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=codec_rate)
         stream.layout = layout
+        if codec in BIT_RATE:
+            stream.bit_rate = BIT_RATE[codec]
         converter = av.AudioResampler(
             format=stream.codec_context.format.name, layout=layout, rate=codec_rate
         )

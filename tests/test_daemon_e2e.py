@@ -434,3 +434,58 @@ def test_folder_source_move_keeps_identity_and_delete_marks_removed(tmp_path: Pa
             "the deletion to mark the track removed",
         )
         assert daemon.stop() == 0
+
+
+def test_tags_writeback_in_the_daemon_does_not_set_off_the_watcher(tmp_path: Path) -> None:
+    """The daemon writes genres into the files; its watcher sees the writes and must not
+    take them for changes (else: sync → classify → decide → writeback, again and again)."""
+    from mutagen.flac import FLAC
+
+    from tests.audio_files import stereo_tones, write_lossless
+
+    music = tmp_path / "music"
+    music.mkdir()
+    files = []
+    for i in range(3):
+        path = write_lossless(music / f"{i}.flac", stereo_tones(1.0, seed=i), 44100)
+        audio = FLAC(path)
+        audio["genre"] = ["hip hop"]
+        audio["title"] = [f"Track {i}"]
+        audio.save()
+        files.append(path)
+    config = write(
+        tmp_path / "genred.yaml",
+        f"""
+        data_dir: {tmp_path / "data"}
+        folders: [{music}]
+        plugins:
+          sources: [folder]
+          classifiers: [taxonomy]
+          writeback: [tags]
+        writeback: {{mode: replace}}
+        schedule: {{first_sync_after: 0.2s}}
+        watch: {{settle: 0.5s}}
+        web: {{enabled: false}}
+        """,
+    )
+    db = tmp_path / "data" / "genred.db"
+
+    def written() -> list[tuple]:
+        return [r for r in runs(db, "writeback") if json.loads(r[4] or "{}").get("written")]
+
+    with DaemonProcess(config) as daemon:
+        daemon.wait_ready()
+        wait_until(written, 30, "the chained writeback into the files")
+        assert json.loads(written()[0][4])["written"] == 3
+        assert all(FLAC(p)["genre"] == ["Hip-Hop"] for p in files)
+        # a person's edit now: the watcher must report it, and it alone
+        audio = FLAC(files[1])
+        audio["title"] = ["Renamed"]
+        audio.save()
+        watched = wait_until(
+            lambda: [r for r in runs(db, "sync") if "watch" in r[2]], 30, "the edit's sync"
+        )
+        assert json.loads(watched[0][4])["seen"] == 1, watched  # not genred's three writes
+        assert json.loads(watched[0][4])["changed"] == 1
+        assert len(written()) == 1  # and nothing was written again
+        assert daemon.stop() == 0

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_NOT_ACTIVATED = 4  # `genred train`: the model is stored but not good enough to use
 EXIT_BUSY = 75  # sysexits EX_TEMPFAIL: the stage is running elsewhere, try again later
 
 

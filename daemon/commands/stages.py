@@ -126,7 +126,8 @@ def _print_edits(edits: list[Any], limit: int = 20) -> None:
 def writeback_cmd(
     state: AppState, dry_run: bool, target: str | None, resume: bool, wait: bool
 ) -> None:
-    """Write decided genres to the target (Plex), idempotently, keeping the originals."""
+    """Write decided genres to the target (Plex, or the files' tags), idempotently,
+    keeping the originals."""
     from ..pipeline import writeback as wb
 
     config = state.config()
@@ -152,7 +153,10 @@ def writeback_cmd(
 @click.command("revert")
 @click.option("--since", default=None, help="Only writes made at or after this ISO time (UTC).")
 @click.option(
-    "--track", "tracks", multiple=True, help="Only this item (Plex ratingKey); repeatable."
+    "--track",
+    "tracks",
+    multiple=True,
+    help="Only this item (a Plex ratingKey; a file's path for tags); repeatable.",
 )
 @click.option("--force", is_flag=True, help="Also revert items a person changed after genred.")
 @click.option("--dry-run", is_flag=True, help="Print what would be put back; change nothing.")

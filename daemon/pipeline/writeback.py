@@ -1,4 +1,5 @@
-"""Writeback stage and revert: decisions → the target (Plex), idempotent and undoable.
+"""Writeback stage and revert: decisions → the target (Plex, file tags), idempotent and
+undoable.
 
 Order of work for one edit, so a kill at any moment loses nothing and never writes twice:
 1. record the intent (the value found before the first write, and the value being written);
@@ -6,6 +7,12 @@ Order of work for one edit, so a kill at any moment loses nothing and never writ
 3. record the write as confirmed.
 A restart that finds an unconfirmed intent reads the target: if the value landed it is
 confirmed, if not it is written again, if it is something else a person edited it.
+
+An edit may land for some of its items only (`EditPartlyFailed`: files are written one by
+one); those are recorded as written and the others as failed. A target that replaces
+local files (`WritesFiles`) reports each file's stat after the write: it is recorded in
+`file_writes` (the folder watcher skips it) and as the track's `source_updated_at` (the
+next sync does not read it again), so genred's own writes never come back as changes.
 """
 
 from __future__ import annotations
@@ -18,11 +25,12 @@ from threading import Event
 from typing import Any
 
 from ..config import WritebackConfig
-from ..errors import GenredError, raise_if_cancelled
-from ..hookspecs import WritebackPlugin
+from ..errors import EditPartlyFailed, GenredError, raise_if_cancelled
+from ..hookspecs import WritebackPlugin, WritesFiles
 from ..logs import get_logger
 from ..progress import NullProgress, Progress
-from ..store import Store, failures, state, utcnow
+from ..records import WrittenFile
+from ..store import Store, failures, file_writes, state, utcnow
 from .writeplan import (
     Edit,
     Key,
@@ -213,7 +221,9 @@ def writeback(
     ]
     progress.start("writeback: reading current values", total=None)
     current = plugin.read([t.key for t in candidates]) if candidates else {}
-    plan = plan_writes(candidates, current, past, config.mode, config.batch_size)
+    plan = plan_writes(
+        candidates, current, past, config.mode, _batch_size(plugin, config.batch_size)
+    )
     report.planned = plan.edits
     counts = {
         "targets": len(targets),
@@ -232,26 +242,26 @@ def writeback(
             f"dry run: {counts['items']} items would change in {counts['edits']} requests"
         )
         return report
-    _record_observations(store, plugin.name, plan)
+    _record_observations(store, plugin.name, plugin.source, plan)
     progress.start("writeback", total=counts["items"])
     for edit in plan.edits:
         _record_intent(store, plugin.name, edit)
-        try:
-            plugin.apply(edit, lock=config.lock)
-        except GenredError as exc:
+        landed, failed = _apply(plugin, edit, lock=config.lock)
+        files = _taken(plugin)
+        for item_id, exc in failed.items():
             log.error(
                 "write failed",
                 target=plugin.name,
                 kind=edit.kind,
-                items=len(edit.ids),
+                item=item_id,
+                error_type=type(exc).__name__,
                 error=str(exc),
             )
-            for item_id in edit.ids:
-                failures.record(store, STAGE, f"{edit.kind}:{item_id}", exc)
-            counts["failed"] += len(edit.ids)
-            continue
-        _record_written(store, plugin.name, plugin.source, edit)
-        counts["written"] += len(edit.ids)
+            failures.record(store, STAGE, f"{edit.kind}:{item_id}", exc)
+        counts["failed"] += len(failed)
+        if landed or files:
+            _record_written(store, plugin.name, plugin.source, edit, landed, files)
+        counts["written"] += len(landed)
         progress.advance(len(edit.ids))
         raise_if_cancelled(cancel, "writeback")
     progress.finish(
@@ -262,7 +272,7 @@ def writeback(
     return report
 
 
-def _record_observations(store: Store, target: str, plan: Plan) -> None:
+def _record_observations(store: Store, target: str, source: str, plan: Plan) -> None:
     """Hand edits become overrides (and genred keeps its hands off); landed writes are confirmed."""
     now = utcnow()
     with store.transaction() as conn:
@@ -286,6 +296,7 @@ def _record_observations(store: Store, target: str, plan: Plan) -> None:
                 "AND item_kind = ? AND item_id = ? AND field = ?",
                 (json.dumps(list(value)), now, target, item.kind, item.item_id, item.field),
             )
+            _update_view(conn, source, item.kind, item.field, [item.item_id], _dump(value))
 
 
 def _dump(values: Values) -> str:
@@ -317,10 +328,50 @@ def _record_intent(store: Store, target: str, edit: Edit) -> None:
         )
 
 
-def _record_written(store: Store, target: str, source: str, edit: Edit) -> None:
+def _batch_size(plugin: WritebackPlugin, configured: int) -> int:
+    """`writeback.batch_size`, or less where the plugin says so (its `batch_size`)."""
+    return max(1, min(configured, int(getattr(plugin, "batch_size", None) or configured)))
+
+
+def _apply(
+    plugin: WritebackPlugin, edit: Edit, *, lock: bool
+) -> tuple[list[str], dict[str, GenredError]]:
+    """Send one edit: the ids that landed, and why each other one did not."""
+    try:
+        plugin.apply(edit, lock=lock)
+    except EditPartlyFailed as exc:
+        failed = {i: exc.failed[i] for i in edit.ids if i in exc.failed}
+        return [i for i in edit.ids if i not in failed], failed
+    except GenredError as exc:
+        return [], dict.fromkeys(edit.ids, exc)
+    return list(edit.ids), {}
+
+
+def _taken(plugin: WritebackPlugin) -> list[WrittenFile]:
+    return plugin.take_written() if isinstance(plugin, WritesFiles) else []
+
+
+def _record_files(conn: Any, source: str, files: Sequence[WrittenFile]) -> None:
+    """The stat genred's writes left (the watcher skips those files) and each track's new
+    `source_updated_at` (the next sync sees the file as already known)."""
+    file_writes.record(conn, files)
+    conn.executemany(
+        "UPDATE tracks SET source_updated_at = ? WHERE source = ? AND source_id = ?",
+        [(f.source_stamp, source, f.item_id) for f in files if f.source_stamp is not None],
+    )
+
+
+def _record_written(
+    store: Store,
+    target: str,
+    source: str,
+    edit: Edit,
+    ids: Sequence[str],
+    files: Sequence[WrittenFile] = (),
+) -> None:
     now = utcnow()
     with store.transaction() as conn:
-        for item_id in edit.ids:
+        for item_id in ids:
             value = _dump(edit.after[item_id])
             conn.execute(
                 "UPDATE writebacks SET written = ?, pending = NULL, written_at = ?, reverted_at = NULL "
@@ -328,7 +379,8 @@ def _record_written(store: Store, target: str, source: str, edit: Edit) -> None:
                 (value, now, target, edit.kind, item_id, edit.field),
             )
             _update_view(conn, source, edit.kind, edit.field, [item_id], value)
-        failures.clear(store, STAGE, [f"{edit.kind}:{i}" for i in edit.ids])
+        _record_files(conn, source, files)
+        failures.clear(store, STAGE, [f"{edit.kind}:{i}" for i in ids])
 
 
 # --------------------------------------------------------------------------- revert
@@ -368,7 +420,9 @@ def revert(
         rows = {k: v for k, v in rows.items() if k in recent}
     progress.start("revert: reading current values", total=None)
     current = plugin.read(list(rows)) if rows else {}
-    edits, already, changed = plan_reverts(rows, current, batch_size, force=force)
+    edits, already, changed = plan_reverts(
+        rows, current, _batch_size(plugin, batch_size), force=force
+    )
     report = WritebackReport(
         edits,
         {
@@ -390,15 +444,23 @@ def revert(
         state.put(store, PAUSE_KEY, {"at": utcnow(), "reason": "genred revert"})
     progress.start("revert", total=report.counts["items"])
     for edit in edits:
-        try:
-            plugin.apply(edit, lock=False)
-        except GenredError as exc:
-            log.error("revert failed", kind=edit.kind, items=len(edit.ids), error=str(exc))
-            report.counts["failed"] += len(edit.ids)
-            continue
-        for item_id in edit.ids:
-            _record_reverted(store, plugin, [(edit.kind, item_id, edit.field)], edit.after[item_id])
-        report.counts["reverted"] += len(edit.ids)
+        landed, failed = _apply(plugin, edit, lock=False)
+        files = _taken(plugin)
+        for item_id, exc in failed.items():
+            log.error(
+                "revert failed",
+                kind=edit.kind,
+                item=item_id,
+                error_type=type(exc).__name__,
+                error=str(exc),
+            )
+        report.counts["failed"] += len(failed)
+        with store.transaction() as conn:
+            for item_id in landed:
+                key = (edit.kind, item_id, edit.field)
+                _record_reverted(store, plugin, [key], edit.after[item_id])
+            _record_files(conn, plugin.source, files)
+        report.counts["reverted"] += len(landed)
         progress.advance(len(edit.ids))
     for key in already:
         _record_reverted(store, plugin, [key], rows[key].original)

@@ -190,5 +190,26 @@ def _v3_cache_used_at(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1_core, _v2_cache_playlists_state, _v3_cache_used_at]
+def _v4_file_writes(db: sqlite3.Connection) -> None:
+    """Files a writeback replaced, with their stat after the write (the watcher's "ours")."""
+    run_script(
+        db,
+        """
+        CREATE TABLE file_writes (
+            path TEXT PRIMARY KEY,             -- as the folder watcher reports it
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            written_at TEXT NOT NULL
+        );
+        CREATE INDEX file_writes_at ON file_writes(written_at);
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    _v1_core,
+    _v2_cache_playlists_state,
+    _v3_cache_used_at,
+    _v4_file_writes,
+]
 LATEST = len(MIGRATIONS)

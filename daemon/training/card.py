@@ -50,12 +50,35 @@ class Calibration(CardModel):
 
     `ece_after` is measured cross-fitted (a temperature fitted on one half of the held-out
     albums, measured on the other, and back), so it is not flattered by its own fit;
-    `method` says when the split was too small for that and it is in-sample."""
+    `method` says when the split was too small for that and it is in-sample. A fit that
+    makes the ECE worse is dropped: `temperature` is then 1 (the raw softmax), and
+    `fitted_temperature` and `dropped` keep what was fitted and why it is not used."""
 
-    temperature: float = Field(gt=0)
+    temperature: float = Field(gt=0)  # what predictions use
     ece_before: float
-    ece_after: float
+    ece_after: float  # with the fitted temperature
     method: str
+    fitted_temperature: float | None = None  # only when the fit was dropped
+    dropped: str | None = None  # why the fitted temperature is not used
+
+    @property
+    def applied(self) -> bool:
+        return self.dropped is None
+
+
+class Activation(CardModel):
+    """Whether this model became `current`, and the figures that decided it: its held-out
+    macro-F1 must beat the majority-class baseline's and be no worse than the current
+    model's on the same held-out tracks (`genred.training.activation.decide_activation`)."""
+
+    activated: bool
+    reason: str
+    macro_f1: float  # the new model's, on its held-out split
+    baseline_macro_f1: float  # the training part's most common class, predicted for all
+    current_version: str | None = None  # the model that was current when this one was trained
+    current_macro_f1: float | None = None  # that model on the same held-out tracks
+    current_unclassified: int = 0  # held-out tracks it could not classify (features)
+    forced: bool = False  # `genred train --force`
 
 
 class SplitInfo(CardModel):
@@ -95,6 +118,7 @@ class ModelCard(CardModel):
     metrics: Metrics
     calibration: Calibration
     left_out: dict[str, int] = Field(default_factory=dict)  # why labelled tracks were not used
+    activation: Activation | None = None  # None on cards written before genred checked it
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelCard:

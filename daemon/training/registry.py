@@ -5,7 +5,9 @@ its time), so versions sort in training order (within one second, by when they w
 written). A new model is written into a hidden
 directory and renamed into place whole; then `current` (a small file naming the version)
 is replaced atomically, so a reader sees the old model or the new one, never half of one.
-The newest `keep` versions (and the current one) are kept; older ones are deleted.
+A model that was not good enough to activate is stored all the same (its card says why),
+and `current` is left as it was. The newest `keep` versions (and the current one) are
+kept; older ones are deleted.
 """
 
 from __future__ import annotations
@@ -73,8 +75,11 @@ def current_version(data_dir: Path) -> str | None:
     return text
 
 
-def save(data_dir: Path, card: ModelCard, weights: bytes, keep: int) -> Path:
-    """Store a model as `card.version`, make it current, prune old versions."""
+def save(
+    data_dir: Path, card: ModelCard, weights: bytes, keep: int, *, activate: bool = True
+) -> Path:
+    """Store a model as `card.version`, make it current (unless not `activate`: stored
+    only, for `genred train --report` to list), prune old versions."""
     root = models_dir(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / card.version
@@ -89,7 +94,8 @@ def save(data_dir: Path, card: ModelCard, weights: bytes, keep: int) -> Path:
     except BaseException:
         shutil.rmtree(incoming, ignore_errors=True)
         raise
-    set_current(data_dir, card.version)
+    if activate:
+        set_current(data_dir, card.version)
     prune(data_dir, keep)
     return final
 

@@ -95,14 +95,7 @@ def split_groups(labels: Sequence[str], groups: Sequence[str], fraction: float, 
         raise ValueError("one group per label")
     if not 0 < fraction < 1:
         raise ValueError("the held-out fraction must be between 0 and 1")
-    members: dict[str, list[int]] = defaultdict(list)
-    for index, group in enumerate(groups):
-        members[group].append(index)
-    by_class: dict[str, list[str]] = defaultdict(list)
-    for group in sorted(members):
-        votes = Counter(labels[i] for i in members[group])
-        majority = min(votes, key=lambda label: (-votes[label], label))
-        by_class[majority].append(group)
+    members, by_class = _groups_by_class(labels, groups)
     rng = random.Random(seed)
     held: set[str] = set()
     for label in sorted(by_class):
@@ -112,6 +105,29 @@ def split_groups(labels: Sequence[str], groups: Sequence[str], fraction: float, 
     test = sorted(i for g in held for i in members[g])
     taken = set(test)
     return Split(tuple(i for i in range(len(labels)) if i not in taken), tuple(test))
+
+
+def groups_per_class(labels: Sequence[str], groups: Sequence[str]) -> dict[str, int]:
+    """How many groups each label has to offer the split (a group counts for the label
+    most of its tracks have); a label with fewer than 2 can be trained on or held out,
+    not both. Labels that lead no group count 0."""
+    _members, by_class = _groups_by_class(labels, groups)
+    return {label: len(by_class.get(label, [])) for label in sorted(set(labels))}
+
+
+def _groups_by_class(
+    labels: Sequence[str], groups: Sequence[str]
+) -> tuple[dict[str, list[int]], dict[str, list[str]]]:
+    """Track indices per group, and the groups (sorted) per majority label."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for index, group in enumerate(groups):
+        members[group].append(index)
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for group in sorted(members):
+        votes = Counter(labels[i] for i in members[group])
+        majority = min(votes, key=lambda label: (-votes[label], label))
+        by_class[majority].append(group)
+    return members, by_class
 
 
 def _held_out(candidates: list[str], members: dict[str, list[int]], fraction: float) -> list[str]:

@@ -4,6 +4,12 @@ The model that is stored is the one evaluated: fitted on the training part only,
 card's figures describe exactly what predicts. A validation part of the training albums
 stops the fitting early; the held-out albums (or artists) give the metrics and the
 temperature. Training reads the store and writes only files in the data dir.
+
+Nothing worse than chance is installed: a class whose tracks all come from one album
+(or artist) cannot be both trained on and held out, so it is dropped, and with fewer
+than two classes left training refuses with the counts it needs; a temperature that
+makes the calibration error worse is not applied; and the new model becomes `current`
+only when `activation.decide_activation` says so (else it is stored, not activated).
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from ..progress import NullProgress, Progress
 from ..store import Store
 from ..taxonomy import taxonomy_from_config
 from . import metrics, registry
+from .activation import decide_activation, majority_baseline, score_current
 from .card import (
+    Activation,
     Architecture,
     Calibration,
     ClassCount,
@@ -42,18 +50,28 @@ from .model import (
     softmax,
     state_to_bytes,
 )
-from .split import group_keys, split_groups
+from .split import group_keys, groups_per_class, split_groups
 
 if TYPE_CHECKING:
     import numpy as np
 
 VALIDATION_FRACTION = 0.15  # of the training part's groups, for early stopping
+MIN_GROUPS = 2  # albums (or artists) a class needs: one to train on, one to hold out
 
 
 @dataclass(frozen=True)
 class Trained:
     card: ModelCard
     path: Path
+
+    @property
+    def activation(self) -> Activation:
+        assert self.card.activation is not None  # every card train_audio_model writes has one
+        return self.card.activation
+
+    @property
+    def activated(self) -> bool:
+        return self.activation.activated
 
 
 @dataclass(frozen=True)
@@ -89,8 +107,10 @@ def train_audio_model(
     progress: Progress | None = None,
     say: Callable[[str], None] | None = None,
     now: datetime | None = None,
+    force: bool = False,
 ) -> Trained:
-    """Train on what the store holds, evaluate on held-out albums, calibrate, store.
+    """Train on what the store holds, evaluate on held-out albums, calibrate, store, and
+    activate it if it is good enough (`force`: whatever its figures; see `Trained.activation`).
 
     `features`: extractor names (default `train.features`). `say` gets one line per
     step. Raises TrainingError when the store cannot give a model worth having."""
@@ -119,6 +139,13 @@ def train_audio_model(
         raise TrainingError(_too_few(selection.classes, len(labelled), settings.min_examples))
 
     examples = _examples(store, table, selection, settings.split_by)
+    selection, single = _drop_single_group_classes(selection, examples, settings)
+    if single:
+        say(
+            f"dropped, all tracks from a single {settings.split_by} (nothing to hold out): "
+            + ", ".join(f"{k} ({v})" for k, v in single.items())
+        )
+        examples = _examples(store, table, selection, settings.split_by)
     parts = _parts(selection, examples, settings)
     say(
         f"classes: {len(selection.classes)}; split by {settings.split_by}: {len(parts.fit)} "
@@ -154,6 +181,19 @@ def train_audio_model(
     y_test = examples.y[parts.test]
     weights = state_to_bytes(fitted.state)
     created = (now or datetime.now(UTC)).astimezone(UTC)
+    evaluation = evaluate(logits, y_test, selection.classes)
+    test_ids = [selection.kept[i].track_id for i in parts.test]
+    activation = decide_activation(
+        evaluation.macro_f1,
+        majority_baseline(examples.y[parts.train], y_test, len(selection.classes)),
+        score_current(
+            store,
+            config.data_dir,
+            test_ids,
+            [selection.classes[int(i)] for i in y_test],
+        ),
+        force=force,
+    )
     card = ModelCard(
         version=registry.new_version(created, weights + created.isoformat().encode()),
         created_at=created.isoformat(timespec="seconds"),
@@ -161,12 +201,12 @@ def train_audio_model(
         labels=selection.classes,
         counts=_counts(selection.classes, examples.y, parts),
         label_sources=source_counts(selection.kept),
-        dropped_labels=selection.dropped,
+        dropped_labels={**selection.dropped, **single},
         features=table.features,
         architecture=arch,
         training=_training_info(settings, fitted, selection.classes),
         split=_split_info(settings, examples.groups, parts),
-        metrics=evaluate(logits, y_test, selection.classes),
+        metrics=evaluation,
         calibration=calibrate(
             logits, y_test, [examples.groups[i] for i in parts.test], settings.seed
         ),
@@ -175,10 +215,42 @@ def train_audio_model(
             "incomplete_features": table.incomplete,
             "non_finite_features": table.non_finite,
             "rare_labels": sum(selection.dropped.values()),
+            "single_group_labels": sum(single.values()),
         },
+        activation=activation,
     )
-    path = registry.save(config.data_dir, card, weights, settings.keep_versions)
+    path = registry.save(
+        config.data_dir, card, weights, settings.keep_versions, activate=activation.activated
+    )
     return Trained(card, path)
+
+
+def _drop_single_group_classes(
+    selection: ClassSelection, examples: Examples, settings: TrainConfig
+) -> tuple[ClassSelection, dict[str, int]]:
+    """Classes with fewer than MIN_GROUPS groups leave (label → tracks); TrainingError,
+    with what each class has and needs, when fewer than two classes remain."""
+    names = [item.label for item in selection.kept]
+    offered = groups_per_class(names, examples.groups)
+    tracks = {name: names.count(name) for name in selection.classes}
+    single = {name: tracks[name] for name in selection.classes if offered[name] < MIN_GROUPS}
+    if not single:
+        return selection, {}
+    classes = tuple(name for name in selection.classes if name not in single)
+    if len(classes) < 2:
+        unit = settings.split_by
+        have = ", ".join(
+            f"{name} {tracks[name]} tracks in {offered[name]} {unit}{'s' * (offered[name] != 1)}"
+            for name in selection.classes
+        )
+        raise TrainingError(
+            f"too little data for an honest held-out split: at least 2 classes need tracks "
+            f"from {MIN_GROUPS} or more {unit}s each (one to train on, one to hold out), and "
+            f"{len(classes)} {'has' if len(classes) == 1 else 'have'} them; have: {have}. "
+            f"Label tracks of more {unit}s (or split_by: album, when it is artist)"
+        )
+    kept = tuple(item for item in selection.kept if item.label not in single)
+    return ClassSelection(classes, kept, dict(selection.dropped)), single
 
 
 def _examples(
@@ -238,11 +310,12 @@ def evaluate(logits: np.ndarray, y: np.ndarray, classes: Sequence[str]) -> Metri
 
 def calibrate(logits: np.ndarray, y: np.ndarray, groups: Sequence[str], seed: int) -> Calibration:
     """Temperature fitted on all held-out tracks; ECE before it, and after it measured
-    2-fold cross-fitted over the held-out groups (in-sample when there is only one)."""
+    2-fold cross-fitted over the held-out groups (in-sample when there is only one). A
+    temperature that makes the ECE worse is dropped (temperature 1, the fit kept aside)."""
     import numpy as np
 
-    temperature = fit_temperature(logits, y)
-    before = metrics.expected_calibration_error(softmax(logits), y)
+    temperature = round(fit_temperature(logits, y), 4)
+    before = round(metrics.expected_calibration_error(softmax(logits), y), 4)
     folds = _halves(groups, seed)
     method = "temperature scaling (LBFGS on NLL) on the held-out split"
     if folds is not None:
@@ -254,12 +327,18 @@ def calibrate(logits: np.ndarray, y: np.ndarray, groups: Sequence[str], seed: in
     else:
         probabilities = softmax(logits, temperature)
         method += "; ECE after: in-sample (one held-out group: nothing to cross-fit)"
-    return Calibration(
-        temperature=round(temperature, 4),
-        ece_before=round(before, 4),
-        ece_after=round(metrics.expected_calibration_error(probabilities, y), 4),
-        method=method,
-    )
+    after = round(metrics.expected_calibration_error(probabilities, y), 4)
+    if after > before:  # the fit does not generalize even across the held-out albums
+        return Calibration(
+            temperature=1.0,
+            ece_before=before,
+            ece_after=after,
+            method=method,
+            fitted_temperature=temperature,
+            dropped=f"the fitted temperature {temperature:g} makes the ECE worse "
+            f"({before:.3f} before, {after:.3f} after): not applied",
+        )
+    return Calibration(temperature=temperature, ece_before=before, ece_after=after, method=method)
 
 
 def _halves(groups: Sequence[str], seed: int) -> tuple[list[int], list[int]] | None:

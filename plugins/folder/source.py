@@ -277,7 +277,7 @@ class FolderSource:
         full: bool,
     ) -> SourcePage:
         """Seen paths of the page, and full records for the new or changed files."""
-        stamps = {path: _stamp(info) for path, info in files}
+        stamps = {path: stamp_of(info) for path, info in files}
         known = request.known(list(stamps))
         records: list[TrackRecord] = []
         vanished: set[str] = set()
@@ -361,7 +361,7 @@ def _normal(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
-def _stamp(info: os.stat_result) -> str:
+def stamp_of(info: os.stat_result) -> str:
     """mtime (ISO 8601 UTC, microseconds) and size: a change of either is a changed file."""
     seconds, nanos = divmod(info.st_mtime_ns, 1_000_000_000)
     moment = datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=nanos // 1000)
