@@ -236,6 +236,31 @@ def plex_writeback(root: Path, env: dict[str, Any]) -> None:
         assert lib.run("writeback")["written"] == 0 and emu.puts() == []  # idempotent
 
 
+def tags_writeback(root: Path, env: dict[str, Any]) -> None:
+    import mutagen
+
+    music = music_folder(root, TRUMPET, VIBE_ACE)
+    for path in music.iterdir():
+        audio = mutagen.File(path)
+        audio["genre"] = ["hip hop"]
+        audio.save()
+    config = (
+        f"folders: ['{music}']\nplugins:\n  sources: [folder]\n  classifiers: [taxonomy]\n"
+        "  writeback: [tags]\nwriteback: {mode: replace}\n"
+    )
+    with Harness(root, config) as lib:
+        built(lib, "writeback", "tags")
+        lib.run("sync")
+        lib.run("classify")
+        lib.run("decide")
+        counts = lib.run("writeback")
+        assert counts["written"] == 2 and counts["failed"] == 0
+        assert all(mutagen.File(p)["genre"] == ["Hip-Hop"] for p in music.iterdir())
+        assert lib.run("writeback")["written"] == 0
+        assert lib.run("revert")["reverted"] == 2
+        assert all(mutagen.File(p)["genre"] == ["hip hop"] for p in music.iterdir())
+
+
 SCENARIOS: dict[tuple[str, str], Callable[[Path, dict[str, Any]], None]] = {
     ("sources", "plex"): plex_source,
     ("sources", "folder"): folder_source,
@@ -249,6 +274,7 @@ SCENARIOS: dict[tuple[str, str], Callable[[Path, dict[str, Any]], None]] = {
     ("llm", "groq"): llm_metadata_with("groq"),
     ("llm", "openai"): llm_metadata_with("openai"),
     ("writeback", "plex"): plex_writeback,
+    ("writeback", "tags"): tags_writeback,
 }
 
 
