@@ -36,6 +36,8 @@ from .errors import (
     AudioEmpty,
     AudioError,
     AudioFileMissing,
+    AudioSilent,
+    AudioTooShort,
     AudioTruncated,
     AudioUnreadable,
     Cancelled,
@@ -59,6 +61,7 @@ from .errors import (
     PluginUnavailable,
     ProcessorUnavailable,
     UnsupportedCodec,
+    is_permanent,
     raise_if_cancelled,
 )
 from .hookspecs import (
@@ -83,7 +86,7 @@ from .hookspecs import (
 )
 from .loader import load_processors
 from .logs import get_logger
-from .paths import local_audio_path
+from .paths import file_fingerprint, local_audio_path
 from .progress import NullProgress, Progress
 from .records import (
     LABEL_KINDS,
@@ -101,7 +104,7 @@ from .records import (
     custom_label_set,
     split_label_set,
 )
-from .store import Store, features, utcnow
+from .store import Store, failures, features, utcnow
 from .taxonomy import Taxonomy, default_taxonomy, taxonomy_from_config
 from .training import registry as model_registry
 from .training.dataset import stacked_features
@@ -117,6 +120,8 @@ __all__ = [
     "AudioEmpty",
     "AudioError",
     "AudioFileMissing",
+    "AudioSilent",
+    "AudioTooShort",
     "AudioTruncated",
     "AudioUnreadable",
     "Cancelled",
@@ -183,8 +188,11 @@ __all__ = [
     "WritebackPlugin",
     "custom_label_set",
     "default_taxonomy",
+    "failures",
     "features",
+    "file_fingerprint",
     "get_logger",
+    "is_permanent",
     "load_enabled_plugins",
     "load_processors",
     "local_audio_path",

@@ -122,9 +122,7 @@ def status_cmd(state: AppState) -> None:
             f"{counts.with_predictions} classified, {counts.decided} decided, "
             f"{counts.needs_review} need review, {counts.written} written back"
         )
-        failed = failures_q.counts_by_stage(store)
-        if failed:
-            click.echo("failures: " + ", ".join(f"{k} {v}" for k, v in sorted(failed.items())))
+        _show_failures(failures_q.summary(store))
         runs = runs_q.latest(store)
         if not runs:
             click.echo("no job has run yet")
@@ -144,6 +142,35 @@ def status_cmd(state: AppState) -> None:
         table(("job", "status", "trigger", "started (UTC)", "ended", "counts", "error"), rows)
 
 
+def _show_failures(groups: list[Any]) -> None:
+    """Failed items by stage, kind and error: permanent ones wait for their file to change,
+    transient ones for their next retry."""
+    if not groups:
+        click.echo("failures: none")
+        return
+    permanent = sum(g.items for g in groups if g.kind == "permanent")
+    transient = sum(g.items for g in groups if g.kind == "transient")
+    click.echo(
+        f"failures: {permanent} permanent (skipped until the file changes), "
+        f"{transient} transient (tried again later); `genred retry` tries them all again"
+    )
+    rows = []
+    for g in groups:
+        item = f"track {g.example_item}" if g.example_item.isdigit() else g.example_item
+        example = f"{item}: {g.example}"
+        rows.append(
+            (
+                "  " + g.stage,
+                g.kind,
+                g.error_type,
+                g.items,
+                (g.next_retry_at or "")[:19].replace("T", " "),
+                example if len(example) <= 160 else example[:159] + "…",
+            )
+        )
+    table(("  stage", "kind", "error", "items", "next retry (UTC)", "for example"), rows)
+
+
 def _shown_status(run: Any, data_dir: Any) -> str:
     """A 'running' run whose stage lock is free was left by a process that died."""
     from . import locks
@@ -155,11 +182,12 @@ def _shown_status(run: Any, data_dir: Any) -> str:
     return str(run.status)
 
 
+from .commands.retry import retry_cmd as _retry_command  # noqa: E402
 from .commands.run import run_cmd as _run_command  # noqa: E402
 from .commands.stages import COMMANDS as _STAGE_COMMANDS  # noqa: E402
 from .commands.train import train_cmd as _train_command  # noqa: E402
 
-for _command in (_run_command, *_STAGE_COMMANDS, _train_command):
+for _command in (_run_command, *_STAGE_COMMANDS, _retry_command, _train_command):
     cli.add_command(_command)
 
 

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_PARTIAL = 3  # the stage finished, but some items failed (listed, with the reason)
 EXIT_BUSY = 75  # sysexits EX_TEMPFAIL: the stage is running elsewhere, try again later
+SHOWN_FAILURES = 20  # failed items a stage command lists; `genred status` counts them all
 
 
 class AppState:
@@ -180,13 +182,15 @@ def run_stage(
     under the stage's lock; `check` sees the built plugins first (and may exit).
 
     No plugin for it: exit 1 saying what to enable. A GenredError exits 1 with its
-    message; a stage busy elsewhere waits (saying so) or, with --no-wait, exits 75.
+    message; a stage busy elsewhere waits (saying so) or, with --no-wait, exits 75. A run
+    that failed some items lists them (which, and why) and exits 3.
     """
     from ..errors import GenredError, StageBusy
     from ..loader import LoadedPlugins
-    from ..pipeline.jobs import run_job
+    from ..pipeline.jobs import failed_items, run_job
     from ..progress import for_terminal
     from ..stages import STAGES, StageRun
+    from ..store import utcnow
 
     stage = STAGES[name]
     job = job or name
@@ -212,6 +216,7 @@ def run_stage(
             )
 
         lock = stage.lock if job == name else None  # a dry run writes nothing, locks nothing
+        started = utcnow()
         try:
             counts = run_job(
                 store,
@@ -234,4 +239,31 @@ def run_stage(
                 f"{job} interrupted; committed work is kept, run it again to go on", err=True
             )
             sys.exit(130)
+        failed = failed_items(counts)
+        if failed:
+            report_failed(store, name, failed, since=started)
+            sys.exit(EXIT_PARTIAL)
     return counts, run
+
+
+def report_failed(store: Store, stage: str, failed: int, *, since: str) -> None:
+    """Which items a run of `stage` failed, and why (on stderr)."""
+    from ..store import failures
+
+    recorded = failures.listed(store, stage, since=since, limit=SHOWN_FAILURES)
+    click.echo(f"{failed} {'item' if failed == 1 else 'items'} failed:", err=True)
+    for failure in recorded:
+        item = f"track {failure.item}" if failure.item.isdigit() else failure.item
+        message = failure.message if len(failure.message) <= 300 else failure.message[:299] + "…"
+        click.echo(
+            f"  {failure.stage} {item.replace(':', ' ', 1)} [{failure.kind}]: "
+            f"{failure.error_type}: {message}",
+            err=True,
+        )
+    if failed > len(recorded):
+        click.echo(f"  … and {failed - len(recorded)} more (genred status)", err=True)
+    click.echo(
+        "permanent failures wait until the file changes, transient ones are tried again "
+        "later; `genred retry` tries them all on the next run",
+        err=True,
+    )

@@ -39,6 +39,7 @@ from .writeplan import (
 
 log = get_logger("genred.writeback")
 STAGE = "writeback"
+REVERT_STAGE = "revert"
 PAUSE_KEY = "writeback.paused"
 # Where the store keeps its view of each (kind, field) at the source: column, id column.
 VIEW_COLUMN = {
@@ -232,7 +233,8 @@ def writeback(
             f"dry run: {counts['items']} items would change in {counts['edits']} requests"
         )
         return report
-    _record_observations(store, plugin.name, plan)
+    _record_observations(store, plugin.name, plugin.source, plan)
+    _clear_settled_failures(store, targets, plan)
     progress.start("writeback", total=counts["items"])
     for edit in plan.edits:
         _record_intent(store, plugin.name, edit)
@@ -262,8 +264,18 @@ def writeback(
     return report
 
 
-def _record_observations(store: Store, target: str, plan: Plan) -> None:
-    """Hand edits become overrides (and genred keeps its hands off); landed writes are confirmed."""
+def _clear_settled_failures(store: Store, targets: Sequence[Target], plan: Plan) -> None:
+    """Failures of items this run does not write again are over: the item is right now
+    (an earlier write landed after all: a 504 after Plex applied it), held or unchanged."""
+    writing = {f"{edit.kind}:{item_id}" for edit in plan.edits for item_id in edit.ids}
+    settled = {f"{t.kind}:{t.item_id}" for t in targets} - writing
+    if settled:
+        failures.clear(store, STAGE, sorted(settled))
+
+
+def _record_observations(store: Store, target: str, source: str, plan: Plan) -> None:
+    """Hand edits become overrides (and genred keeps its hands off); landed writes are
+    confirmed, and the store's view of the source takes the value just read."""
     now = utcnow()
     with store.transaction() as conn:
         for item, value in plan.manual:
@@ -286,6 +298,7 @@ def _record_observations(store: Store, target: str, plan: Plan) -> None:
                 "AND item_kind = ? AND item_id = ? AND field = ?",
                 (json.dumps(list(value)), now, target, item.kind, item.item_id, item.field),
             )
+            _update_view(conn, source, item.kind, item.field, [item.item_id], _dump(value))
 
 
 def _dump(values: Values) -> str:
@@ -394,10 +407,13 @@ def revert(
             plugin.apply(edit, lock=False)
         except GenredError as exc:
             log.error("revert failed", kind=edit.kind, items=len(edit.ids), error=str(exc))
+            for item_id in edit.ids:
+                failures.record(store, REVERT_STAGE, f"{edit.kind}:{item_id}", exc)
             report.counts["failed"] += len(edit.ids)
             continue
         for item_id in edit.ids:
             _record_reverted(store, plugin, [(edit.kind, item_id, edit.field)], edit.after[item_id])
+        failures.clear(store, REVERT_STAGE, [f"{edit.kind}:{i}" for i in edit.ids])
         report.counts["reverted"] += len(edit.ids)
         progress.advance(len(edit.ids))
     for key in already:
@@ -405,6 +421,7 @@ def revert(
     progress.finish(
         f"reverted {report.counts['reverted']} items; {report.counts['already']} were already as "
         f"before; {report.counts['changed_since']} changed by hand since (left alone)"
+        + (f", {report.counts['failed']} failed" if report.counts["failed"] else "")
     )
     return report
 
