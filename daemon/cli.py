@@ -17,7 +17,13 @@ from .commands.context import (
     pass_state,
     table,
 )
-from .config import ConfigError, load_config, locate, world_readable_secret_warning
+from .config import (
+    ConfigError,
+    is_empty_yaml,
+    load_config,
+    locate,
+    world_readable_secret_warning,
+)
 
 
 @click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,9 +63,16 @@ def config_check(state: AppState) -> None:
         for issue in exc.issues:
             click.echo(f"error: {issue}", err=True)
         sys.exit(EXIT_CONFIG)
-    warning = world_readable_secret_warning(path, path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    warning = world_readable_secret_warning(path, text)
     if warning:
         click.echo(f"warning: {warning}", err=True)
+    if is_empty_yaml(text):
+        click.echo(
+            f"warning: {path}: the file is empty: every setting has its default "
+            "(a running daemon refuses to reload an empty file)",
+            err=True,
+        )
     plugins = load_plugins(PluginContext(config), infos)
     for (kind, name), reason in plugins.unavailable.items():
         if not any(i.kind == kind and i.name == name and i.error for i in infos):

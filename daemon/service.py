@@ -56,7 +56,8 @@ class Service:
         self._reload_reasons: list[str] = []
         self._stop_reason: str | None = None
         self._runtime = Runtime(config, load_plugins(PluginContext(config)))
-        self._config_digest = _digest(config_path)
+        self._config_digest = _digest(config_path)  # of the file the running config is from
+        self._config_seen = self._config_digest  # of the file at the watch's last look
         self.worker = Worker(lambda: self._runtime, self.cancel, self._status)
         self.worker.retry_requested = lambda delay: self._schedule_requested(delay)
         self.worker.run_at = self._run_stage_at
@@ -165,7 +166,7 @@ class Service:
         self.notifier.reloading()
         old = self.config
         try:
-            new = load_config(self.config_path)
+            new = load_config(self.config_path, allow_empty=False)
             check_config(new)
             if new.data_dir != old.data_dir:
                 raise ConfigError(
@@ -176,7 +177,14 @@ class Service:
                 log.error("config edit refused; the running config stays", problem=str(issue))
             self.notifier.ready(f"config edit refused ({len(exc.issues)} problems, see the log)")
             return False
-        self._config_digest = _digest(self.config_path)
+        except Exception as exc:  # whatever else is wrong with the file, genred stays up
+            log.exception(
+                "config edit refused; the running config stays",
+                problem=f"{self.config_path}: {type(exc).__name__}: {exc}",
+            )
+            self.notifier.ready("config edit refused (see the log)")
+            return False
+        self._config_digest = self._config_seen = _digest(self.config_path)
         try:
             if new == old:
                 log.info("config reloaded: nothing changed", reason=reason)
@@ -341,8 +349,14 @@ class Service:
             self._config_watch = None
 
     def _config_file_changed(self) -> None:
+        """An event on the config file: reload when its content differs from the running
+        one's, and also when it cannot be read (a directory in its place, permissions
+        taken away, deleted), so the refusal says why at once, not at the next SIGHUP."""
         digest = _digest(self.config_path)
-        if digest is not None and digest != self._config_digest:
+        if digest == self._config_seen:
+            return  # the same as the last look (a touch, an attribute change): nothing new
+        self._config_seen = digest
+        if digest != self._config_digest:
             self.request_reload("config file edited")
 
     # ------------------------------------------------------------------ status

@@ -10,6 +10,7 @@ from .issues import ConfigError, ConfigIssue, KeyPath, dotted
 from .loading import (
     ENV_VAR,
     SEARCH_PATHS,
+    is_empty_yaml,
     load_config,
     locate,
     parse_config,
@@ -68,6 +69,7 @@ __all__ = [
     "WritebackConfig",
     "dotted",
     "interpolate",
+    "is_empty_yaml",
     "is_secret_key",
     "load_config",
     "locate",
