@@ -88,10 +88,13 @@ def config_check(state: AppState) -> None:
 @cli.command("plugins")
 @pass_state
 def plugins_cmd(state: AppState) -> None:
-    """List every installed plugin: kind, name, enabled, import status."""
+    """List every installed plugin: kind, name, enabled, import status.
+
+    Needs no config file: without one it shows what the defaults enable (and says so).
+    """
     from .loader import discover
 
-    config = state.config()
+    config = state.config(defaults_ok=True)
     rows = []
     for info in discover():
         enabled = any(e.name == info.name for e in config.plugins.enabled(info.kind))
@@ -106,14 +109,15 @@ def plugins_cmd(state: AppState) -> None:
 @cli.command("status")
 @pass_state
 def status_cmd(state: AppState) -> None:
-    """Track counts by state and the last run of each job."""
+    """Track counts by state, failures, and the last run of each job (no config file
+    needed: without one, the default data dir is looked at)."""
     from . import locks
     from .store import Store, StoreError
     from .store import failures as failures_q
     from .store import runs as runs_q
     from .store import tracks as tracks_q
 
-    config = state.config()
+    config = state.config(defaults_ok=True)
     if not config.db_path.exists():
         click.echo(f"no database yet at {config.db_path}: run `genred sync` first")
         return

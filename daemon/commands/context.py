@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from ..config import Config, ConfigError, load_config
+from ..config import Config, ConfigError, ConfigNotFound, load_config
 from ..logs import configure_logging
 from ..store import Store, StoreError
 
@@ -30,18 +30,33 @@ class AppState:
         self.config_path = config_path
         self._config: Config | None = None
 
-    def config(self) -> Config:
+    def config(self, *, defaults_ok: bool = False) -> Config:
+        """The config; an invalid file exits 2. `defaults_ok` (read-only commands such as
+        `genred plugins`): with no config file anywhere, the defaults, and a note saying so."""
         if self._config is None:
             try:
                 self._config = load_config(self.config_path)
+            except ConfigNotFound as exc:
+                if not defaults_ok:
+                    _exit_config(exc)
+                self._config = Config()
+                click.echo(
+                    f"note: {exc.issues[0].message}: showing the defaults "
+                    f"(data dir {self._config.data_dir})",
+                    err=True,
+                )
             except ConfigError as exc:
-                for issue in exc.issues:
-                    click.echo(f"error: {issue}", err=True)
-                sys.exit(EXIT_CONFIG)
+                _exit_config(exc)
             configure_logging(
                 self._config.logging.level, self._config.logging.format, self._config.secrets()
             )
         return self._config
+
+
+def _exit_config(exc: ConfigError) -> NoReturn:
+    for issue in exc.issues:
+        click.echo(f"error: {issue}", err=True)
+    sys.exit(EXIT_CONFIG)
 
 
 pass_state = click.make_pass_decorator(AppState, ensure=True)

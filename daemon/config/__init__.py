@@ -6,7 +6,7 @@ numbers (`source`), `${ENV}` interpolation, then pydantic validation of the sect
 becomes a `ConfigIssue` rendered as ``genred.yaml:14 plex.url: not a valid URL``.
 """
 
-from .issues import ConfigError, ConfigIssue, KeyPath, dotted
+from .issues import ConfigError, ConfigIssue, ConfigNotFound, KeyPath, dotted
 from .loading import (
     ENV_VAR,
     SEARCH_PATHS,
@@ -46,6 +46,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigIssue",
+    "ConfigNotFound",
     "DecideConfig",
     "Duration",
     "ExtractConfig",

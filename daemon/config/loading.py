@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .issues import ConfigError, ConfigIssue, KeyPath
+from .issues import ConfigError, ConfigIssue, ConfigNotFound, KeyPath
 from .model import Config
 from .source import SourceMap, interpolate, parse_yaml
 
@@ -66,7 +66,7 @@ def locate(cfg_path: str | os.PathLike[str] | None, env: Mapping[str, str] | Non
         if candidate.exists():  # a directory or an unreadable file there is said, not skipped
             return candidate
     tried = ", ".join(str(p) for p in SEARCH_PATHS)
-    raise ConfigError(
+    raise ConfigNotFound(
         [
             ConfigIssue(
                 "genred", None, (), f"no config file found (tried --config, ${ENV_VAR}, {tried})"
