@@ -60,12 +60,15 @@ class PluginContext:
 
     `plugins` is filled while the plugins are being built: look another plugin up when
     it is used, not in `__init__`. `store` is None in the daemon (each stage run opens its
-    own connection and passes it to the hooks that need one).
+    own connection and passes it to the hooks that need one). `cancel` is the daemon's
+    stop event (None outside the daemon): every wait of a plugin (retry backoff, rate
+    limits, Retry-After, polling) must end when it is set, and start no new request.
     """
 
     config: Config
     store: Store | None = None
     plugins: PluginLookup | None = None
+    cancel: threading.Event | None = None
 
     @property
     def data_dir(self) -> Path:

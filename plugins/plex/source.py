@@ -106,13 +106,14 @@ class PlexSource:
         self.settings = settings
         self.plex: PlexConfig = context.config.plex
         self.web = context.config.web
+        self.cancel = context.cancel  # the daemon's stop: every retry wait ends on it
         self._server: PlexServer | None = None
 
     # -- the SourcePlugin protocol -------------------------------------------------------
 
     def scan(self, request: ScanRequest) -> Iterator[SourcePage]:
-        server = self._server = connect(self.plex, self.settings.retries)
-        sections = music_sections(server, self.plex.sections, self.settings.retries)
+        server = self._server = connect(self.plex, self.settings.retries, self.cancel)
+        sections = music_sections(server, self.plex.sections, self.settings.retries, self.cancel)
         since = None
         if request.since is not None:
             since = int((request.since - self.settings.overlap).timestamp())
@@ -134,7 +135,7 @@ class PlexSource:
 
     def gone(self, source_ids: Sequence[str]) -> set[str]:
         if self._server is None:
-            self._server = connect(self.plex, self.settings.retries)
+            self._server = connect(self.plex, self.settings.retries, self.cancel)
         present: set[str] = set()
         for found in self._metadata_many(list(source_ids), "checking tracks that went missing"):
             present.update(el.get("ratingKey", "") for el in found if el.get("type") == "track")
@@ -165,8 +166,9 @@ class PlexSource:
         `wait` seconds, default `scan_wait`, or until `cancel` is set), and return the Plex
         folders asked for."""
         retries = self.settings.retries
-        server = connect(self.plex, retries)
-        sections = music_sections(server, self.plex.sections, retries)
+        cancel = cancel or self.cancel
+        server = connect(self.plex, retries, cancel)
+        sections = music_sections(server, self.plex.sections, retries, cancel)
         locations = {str(s.key): list(s.locations) for s in sections}
         plan, outside = scan_plan(paths, self.plex.path_map, locations)
         for path in outside:
@@ -174,11 +176,16 @@ class PlexSource:
         if not plan:
             return []
         timeout = self.settings.scan_wait.total_seconds() if wait is None else wait
-        before = self._section_states(server) if timeout > 0 else {}
+        before = self._section_states(server, cancel) if timeout > 0 else {}
         asked: list[str] = []
         for section in sections:
             for folder in plan.get(str(section.key), []):
-                call(partial(section.update, path=folder), f"asking Plex to scan {folder}", retries)
+                call(
+                    partial(section.update, path=folder),
+                    f"asking Plex to scan {folder}",
+                    retries,
+                    cancel,
+                )
                 asked.append(folder)
         log.info("asked Plex to scan", folders=asked)
         if timeout > 0:
@@ -197,16 +204,23 @@ class PlexSource:
             return None
 
         def watched() -> tuple[PlexServer, list[str]]:
-            server = connect(self.plex, self.settings.retries)
-            sections = music_sections(server, self.plex.sections, self.settings.retries)
+            retries = self.settings.retries
+            server = connect(self.plex, retries, alerts.stopping)
+            sections = music_sections(server, self.plex.sections, retries, alerts.stopping)
             return server, [str(s.key) for s in sections]
 
-        return PlexAlerts(watched, notify).start().stop
+        alerts = PlexAlerts(watched, notify)
+        return alerts.start().stop
 
-    def _section_states(self, server: PlexServer) -> dict[str, tuple[bool, str | None]]:
+    def _section_states(
+        self, server: PlexServer, cancel: threading.Event | None = None
+    ) -> dict[str, tuple[bool, str | None]]:
         """Section key → (refreshing, scannedAt), read afresh (plexapi caches sections)."""
         found = call(
-            lambda: server.query("/library/sections"), "reading scan states", self.settings.retries
+            lambda: server.query("/library/sections"),
+            "reading scan states",
+            self.settings.retries,
+            cancel or self.cancel,
         )
         return {
             el.get("key", ""): (el.get("refreshing") == "1", el.get("scannedAt"))
@@ -224,7 +238,7 @@ class PlexSource:
         started = time.monotonic()
         seen_refreshing = False
         while True:
-            states = self._section_states(server)
+            states = self._section_states(server, cancel)
             busy = any(states.get(k, (False, None))[0] for k in keys)
             seen_refreshing = seen_refreshing or busy
             rescanned = all(
@@ -346,7 +360,9 @@ class PlexSource:
     def _get(self, key: str, start: int, size: int, what: str) -> Element:
         headers = {"X-Plex-Container-Start": str(start), "X-Plex-Container-Size": str(size)}
         server = self._server_now()
-        found = call(lambda: server.query(key, headers=headers), what, self.settings.retries)
+        found = call(
+            lambda: server.query(key, headers=headers), what, self.settings.retries, self.cancel
+        )
         return found if found is not None else Element("MediaContainer")
 
     def _metadata(self, server: PlexServer, ids: Sequence[str], what: str) -> Element:
@@ -359,7 +375,7 @@ class PlexSource:
                 found = None
             return found if found is not None else Element("MediaContainer")
 
-        return call(fetch, what, self.settings.retries)
+        return call(fetch, what, self.settings.retries, self.cancel)
 
     def _metadata_many(self, ids: list[str], what: str) -> Iterator[Element]:
         """`_metadata` over `ids` in batches, `parallel` requests at a time, in order."""
