@@ -153,6 +153,14 @@ class Listens(Protocol):
 
 
 @runtime_checkable
+class HasScope(Protocol):
+    def scope(self) -> Any:
+        """What a full scan lists, JSON-able (Plex: the configured sections): when it
+        changes, the next sync is a full one, which marks removed what is left out."""
+        ...
+
+
+@runtime_checkable
 class LocatesFiles(Protocol):
     """`path_setting` names the config key that maps its paths (said when a file is missing)."""
 
@@ -320,7 +328,7 @@ PROCESSORS_GROUP = "genred.llm_processors"
 
 # Optional hooks per kind, checked by `genred.testing.check_plugin` when a class has them.
 OPTIONAL_HOOKS: dict[str, tuple[type, ...]] = {
-    "sources": (ScansPaths, RequestsScans, Listens, LocatesFiles),
+    "sources": (ScansPaths, RequestsScans, Listens, LocatesFiles, HasScope),
     "extractors": (LoadsModel, ExtractsInBatches),
     "classifiers": (),
     "llm": (),

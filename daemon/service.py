@@ -9,7 +9,7 @@ state: every wait (retry backoff, rate limits, lock and scan waits) ends on `can
 a request still in flight then is abandoned. Every write is committed per item, so that
 loses nothing committed (as a kill -9 would not); writeback records its intent before it
 writes and re-reads after a restart, so a write that landed is never repeated. A signal
-before the handlers are in place is noted by `genred.launch` and honoured here.
+before the handlers are in place is noted by `genred.early_stop` and honoured here.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import Any
 
 from .checks import check_config
 from .config import Config, ConfigError, load_config
+from .early_stop import stop_requested
 from .errors import GenredError, StageBusy
 from .hookspecs import Closes, Listens, PluginContext, ProvidesRoutes
-from .launch import stop_requested
 from .loader import load_plugins, retired
 from .locks import InstanceLock
 from .logs import configure_logging, get_logger

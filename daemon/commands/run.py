@@ -21,7 +21,7 @@ def run_cmd(state: AppState) -> None:
     (also when the signal comes while it starts). Exits 1 when another daemon already runs
     on the same data dir, 2 when the config is invalid.
     """
-    from ..launch import StopRequested, stop_interrupts, stop_requested
+    from ..early_stop import StopRequested, stop_interrupts, stop_requested
     from ..service import Service
 
     config = state.config()
