@@ -1,5 +1,5 @@
-"""`python -m genred` runs the CLI."""
+"""`python -m genred` runs the CLI (through the launcher: see `genred.launch`)."""
 
-from .cli import main
+from .launch import main
 
 main()

@@ -36,6 +36,8 @@ from .errors import (
     AudioEmpty,
     AudioError,
     AudioFileMissing,
+    AudioSilent,
+    AudioTooShort,
     AudioTruncated,
     AudioUnreadable,
     Cancelled,
@@ -62,6 +64,7 @@ from .errors import (
     PluginUnavailable,
     ProcessorUnavailable,
     UnsupportedCodec,
+    is_permanent,
     raise_if_cancelled,
 )
 from .hookspecs import (
@@ -70,6 +73,7 @@ from .hookspecs import (
     Closes,
     ExtractorPlugin,
     ExtractsInBatches,
+    HasScope,
     Listens,
     LLMPlugin,
     LLMProcessor,
@@ -87,7 +91,7 @@ from .hookspecs import (
 )
 from .loader import load_processors
 from .logs import get_logger
-from .paths import local_audio_path
+from .paths import file_fingerprint, local_audio_path
 from .progress import NullProgress, Progress
 from .records import (
     LABEL_KINDS,
@@ -106,7 +110,7 @@ from .records import (
     custom_label_set,
     split_label_set,
 )
-from .store import Store, features, utcnow
+from .store import Store, failures, features, utcnow
 from .taxonomy import Taxonomy, default_taxonomy, taxonomy_from_config
 from .training import registry as model_registry
 from .training.dataset import stacked_features
@@ -122,6 +126,8 @@ __all__ = [
     "AudioEmpty",
     "AudioError",
     "AudioFileMissing",
+    "AudioSilent",
+    "AudioTooShort",
     "AudioTruncated",
     "AudioUnreadable",
     "Cancelled",
@@ -143,6 +149,7 @@ __all__ = [
     "FileChangedSinceRead",
     "FileNotWritable",
     "GenredError",
+    "HasScope",
     "InvalidAnswer",
     "InvalidFeatures",
     "Key",
@@ -193,8 +200,11 @@ __all__ = [
     "WrittenFile",
     "custom_label_set",
     "default_taxonomy",
+    "failures",
     "features",
+    "file_fingerprint",
     "get_logger",
+    "is_permanent",
     "load_enabled_plugins",
     "load_processors",
     "local_audio_path",

@@ -17,7 +17,13 @@ from .commands.context import (
     pass_state,
     table,
 )
-from .config import ConfigError, load_config, locate, world_readable_secret_warning
+from .config import (
+    ConfigError,
+    is_empty_yaml,
+    load_config,
+    locate,
+    world_readable_secret_warning,
+)
 
 
 @click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,9 +63,16 @@ def config_check(state: AppState) -> None:
         for issue in exc.issues:
             click.echo(f"error: {issue}", err=True)
         sys.exit(EXIT_CONFIG)
-    warning = world_readable_secret_warning(path, path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    warning = world_readable_secret_warning(path, text)
     if warning:
         click.echo(f"warning: {warning}", err=True)
+    if is_empty_yaml(text):
+        click.echo(
+            f"warning: {path}: the file is empty: every setting has its default "
+            "(a running daemon refuses to reload an empty file)",
+            err=True,
+        )
     plugins = load_plugins(PluginContext(config), infos)
     for (kind, name), reason in plugins.unavailable.items():
         if not any(i.kind == kind and i.name == name and i.error for i in infos):
@@ -75,10 +88,13 @@ def config_check(state: AppState) -> None:
 @cli.command("plugins")
 @pass_state
 def plugins_cmd(state: AppState) -> None:
-    """List every installed plugin: kind, name, enabled, import status."""
+    """List every installed plugin: kind, name, enabled, import status.
+
+    Needs no config file: without one it shows what the defaults enable (and says so).
+    """
     from .loader import discover
 
-    config = state.config()
+    config = state.config(defaults_ok=True)
     rows = []
     for info in discover():
         enabled = any(e.name == info.name for e in config.plugins.enabled(info.kind))
@@ -93,14 +109,15 @@ def plugins_cmd(state: AppState) -> None:
 @cli.command("status")
 @pass_state
 def status_cmd(state: AppState) -> None:
-    """Track counts by state and the last run of each job."""
+    """Track counts by state, failures, and the last run of each job (no config file
+    needed: without one, the default data dir is looked at)."""
     from . import locks
     from .store import Store, StoreError
     from .store import failures as failures_q
     from .store import runs as runs_q
     from .store import tracks as tracks_q
 
-    config = state.config()
+    config = state.config(defaults_ok=True)
     if not config.db_path.exists():
         click.echo(f"no database yet at {config.db_path}: run `genred sync` first")
         return
@@ -122,9 +139,7 @@ def status_cmd(state: AppState) -> None:
             f"{counts.with_predictions} classified, {counts.decided} decided, "
             f"{counts.needs_review} need review, {counts.written} written back"
         )
-        failed = failures_q.counts_by_stage(store)
-        if failed:
-            click.echo("failures: " + ", ".join(f"{k} {v}" for k, v in sorted(failed.items())))
+        _show_failures(failures_q.summary(store))
         runs = runs_q.latest(store)
         if not runs:
             click.echo("no job has run yet")
@@ -144,6 +159,35 @@ def status_cmd(state: AppState) -> None:
         table(("job", "status", "trigger", "started (UTC)", "ended", "counts", "error"), rows)
 
 
+def _show_failures(groups: list[Any]) -> None:
+    """Failed items by stage, kind and error: permanent ones wait for their file to change,
+    transient ones for their next retry."""
+    if not groups:
+        click.echo("failures: none")
+        return
+    permanent = sum(g.items for g in groups if g.kind == "permanent")
+    transient = sum(g.items for g in groups if g.kind == "transient")
+    click.echo(
+        f"failures: {permanent} permanent (skipped until the file changes), "
+        f"{transient} transient (tried again later); `genred retry` tries them all again"
+    )
+    rows = []
+    for g in groups:
+        item = f"track {g.example_item}" if g.example_item.isdigit() else g.example_item
+        example = f"{item}: {g.example}"
+        rows.append(
+            (
+                "  " + g.stage,
+                g.kind,
+                g.error_type,
+                g.items,
+                (g.next_retry_at or "")[:19].replace("T", " "),
+                example if len(example) <= 160 else example[:159] + "…",
+            )
+        )
+    table(("  stage", "kind", "error", "items", "next retry (UTC)", "for example"), rows)
+
+
 def _shown_status(run: Any, data_dir: Any) -> str:
     """A 'running' run whose stage lock is free was left by a process that died."""
     from . import locks
@@ -155,11 +199,12 @@ def _shown_status(run: Any, data_dir: Any) -> str:
     return str(run.status)
 
 
+from .commands.retry import retry_cmd as _retry_command  # noqa: E402
 from .commands.run import run_cmd as _run_command  # noqa: E402
 from .commands.stages import COMMANDS as _STAGE_COMMANDS  # noqa: E402
 from .commands.train import train_cmd as _train_command  # noqa: E402
 
-for _command in (_run_command, *_STAGE_COMMANDS, _train_command):
+for _command in (_run_command, *_STAGE_COMMANDS, _retry_command, _train_command):
     cli.add_command(_command)
 
 

@@ -8,7 +8,19 @@ from threading import Event
 
 
 class GenredError(Exception):
-    """Base of every error genred reports to a user (message says what to do)."""
+    """Base of every error genred reports to a user (message says what to do).
+
+    `permanent`: trying the same item again cannot help until its file changes (too short,
+    not audio, an unsupported codec). The stages record such a failure once and skip the
+    item until then, instead of retrying it with a backoff (see `genred.store.failures`).
+    """
+
+    permanent: bool = False
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether `error` is a permanent failure of its item (see `GenredError.permanent`)."""
+    return getattr(error, "permanent", False) is True
 
 
 class PlexUnreachable(GenredError):
@@ -129,17 +141,37 @@ class AudioUnreadable(AudioError):
 class AudioEmpty(AudioError):
     """The file has zero bytes, or a valid header and no samples."""
 
+    permanent = True
+
 
 class NotAudio(AudioError):
     """The content is not a recognised audio format (a renamed text file, an image)."""
+
+    permanent = True
 
 
 class AudioTruncated(AudioError):
     """The file ends before its declared length, or its stream breaks off (damaged)."""
 
+    permanent = True
+
 
 class UnsupportedCodec(AudioError):
     """The container is known but no available decoder handles its audio codec."""
+
+    permanent = True
+
+
+class AudioTooShort(AudioError):
+    """The audio is shorter than what the analysis needs (one tagger patch, about 3 s)."""
+
+    permanent = True
+
+
+class AudioSilent(AudioError):
+    """Every part of the audio that would be analysed is silent: there is nothing to hear."""
+
+    permanent = True
 
 
 # --------------------------------------------------------------------------- extraction
@@ -171,4 +203,13 @@ class ModelUnavailable(GenredError):
 
 
 class FeaturesMissing(GenredError):
-    """A track lacks a feature vector (of the version a model was trained on) it needs."""
+    """A track lacks a feature vector (of the version a model was trained on) it needs.
+
+    Permanent when the vector can never be computed from the file as it is (its extractor
+    recorded a permanent failure: too short, not audio); else it may come with the next
+    extraction, and the track is tried again after a backoff.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent

@@ -61,12 +61,15 @@ class PluginContext:
 
     `plugins` is filled while the plugins are being built: look another plugin up when
     it is used, not in `__init__`. `store` is None in the daemon (each stage run opens its
-    own connection and passes it to the hooks that need one).
+    own connection and passes it to the hooks that need one). `cancel` is the daemon's
+    stop event (None outside the daemon): every wait of a plugin (retry backoff, rate
+    limits, Retry-After, polling) must end when it is set, and start no new request.
     """
 
     config: Config
     store: Store | None = None
     plugins: PluginLookup | None = None
+    cancel: threading.Event | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -147,6 +150,14 @@ class RequestsScans(Protocol):
 class Listens(Protocol):
     def listen(self, notify: Callable[[str], None]) -> Callable[[], None] | None:
         """Call `notify(reason)` when the source changed (Plex alerts); returns a stopper."""
+        ...
+
+
+@runtime_checkable
+class HasScope(Protocol):
+    def scope(self) -> Any:
+        """What a full scan lists, JSON-able (Plex: the configured sections): when it
+        changes, the next sync is a full one, which marks removed what is left out."""
         ...
 
 
@@ -331,7 +342,7 @@ PROCESSORS_GROUP = "genred.llm_processors"
 
 # Optional hooks per kind, checked by `genred.testing.check_plugin` when a class has them.
 OPTIONAL_HOOKS: dict[str, tuple[type, ...]] = {
-    "sources": (ScansPaths, RequestsScans, Listens, LocatesFiles),
+    "sources": (ScansPaths, RequestsScans, Listens, LocatesFiles, HasScope),
     "extractors": (LoadsModel, ExtractsInBatches),
     "classifiers": (),
     "llm": (),

@@ -80,13 +80,16 @@ class ScanRequest:
     changed tracks. `resume` is the `cursor` of the last page committed by an interrupted
     full scan (None: start at the beginning). `paths`, when not empty, asks only for the
     tracks at or under these local paths (files or directories); only plugins that set
-    `supports_paths = True` get it (the folder watcher's rescans).
+    `supports_paths = True` get it (the folder watcher's rescans). `last_sync` is when the
+    last finished sync of any kind began (None: never), so a full scan too can look for
+    what changed since then besides tracks (an album's genres edited in Plex).
     """
 
     since: datetime | None
     known: Callable[[Sequence[str]], Mapping[str, str | None]]
     resume: Any = None
     paths: tuple[str, ...] = ()
+    last_sync: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -97,12 +100,17 @@ class SourcePage:
     of them that are new or changed (the rest are only touched). `cursor`: JSON-able
     position after this page, handed back as `ScanRequest.resume`. `total`: how many ids
     the whole scan is expected to list, for progress (the first page's value is used).
+    `album_genres` / `artist_genres`: the current genres of albums / artists (by their
+    source ids) that changed at the source; every stored track of theirs takes them,
+    whether or not the track itself is listed (an album edited in Plex changes no track).
     """
 
     seen: Sequence[str]
     records: Sequence[TrackRecord] = ()
     cursor: Any = None
     total: int | None = None
+    album_genres: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    artist_genres: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- classifier contract

@@ -4,9 +4,12 @@ Start order (docs/architecture.md): config → single-instance lock → store �
 folder watcher → triggers (web server with the Plex webhook, source listeners) → READY=1.
 SIGHUP, or an edit of the config file, reloads: the new file is validated first and a bad
 edit keeps the running config (each problem logged with its line). SIGTERM/SIGINT stop new
-work, let the item in hand finish (at most STOP_GRACE_S), and exit 0. Every write is
-committed per item, so a kill -9 loses nothing committed; writeback re-reads before it
-writes, so a restart never repeats a write that landed.
+work, let the item in hand finish, and exit 0 within STOP_WITHIN_S of the signal, in every
+state: every wait (retry backoff, rate limits, lock and scan waits) ends on `cancel`, and
+a request still in flight then is abandoned. Every write is committed per item, so that
+loses nothing committed (as a kill -9 would not); writeback records its intent before it
+writes and re-reads after a restart, so a write that landed is never repeated. A signal
+before the handlers are in place is noted by `genred.early_stop` and honoured here.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +25,7 @@ from typing import Any
 
 from .checks import check_config
 from .config import Config, ConfigError, load_config
+from .early_stop import stop_requested
 from .errors import GenredError, StageBusy
 from .hookspecs import Closes, Listens, PluginContext, ProvidesRoutes
 from .loader import load_plugins, retired
@@ -30,12 +35,15 @@ from .notify import Notifier
 from .scheduler import JobScheduler, describe
 from .stages import CHAINED, SCHEDULED, lock_of
 from .store import Store, StoreError
+from .wakeup import Wakeup
 from .watcher import Changes, FolderWatcher
 from .worker import Runtime, Worker
 
 log = get_logger("genred.service")
 
-STOP_GRACE_S = 45.0  # systemd's TimeoutStopSec (90 s in our unit) leaves room for the rest
+# A stop ends this soon after the signal: the job in hand gets what is left of it to
+# finish its request, then is abandoned (its item is not committed; nothing is lost).
+STOP_WITHIN_S = 4.0
 REQUESTED = "sync-requested"
 
 
@@ -52,11 +60,13 @@ class Service:
         self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.cancel = threading.Event()
-        self._wake = threading.Event()
+        self._wake = Wakeup()
+        self._stop_at: float | None = None
         self._reload_reasons: list[str] = []
         self._stop_reason: str | None = None
-        self._runtime = Runtime(config, load_plugins(PluginContext(config)))
-        self._config_digest = _digest(config_path)
+        self._runtime = Runtime(config, load_plugins(PluginContext(config, cancel=self.cancel)))
+        self._config_digest = _digest(config_path)  # of the file the running config is from
+        self._config_seen = self._config_digest  # of the file at the watch's last look
         self.worker = Worker(lambda: self._runtime, self.cancel, self._status)
         self.worker.retry_requested = lambda delay: self._schedule_requested(delay)
         self.worker.run_at = self._run_stage_at
@@ -74,33 +84,58 @@ class Service:
     # ------------------------------------------------------------------ run
 
     def run(self) -> int:
+        self._install_signals()  # first: from here on a stop signal is a clean stop
+        early = stop_requested()
+        if early is not None:  # it came while genred was loading
+            self.stop(early)
+            log.info("stopped before start-up finished", reason=early)
+            self._close_plugins()
+            self._wake.close()
+            return 0
         try:
             self.instance.take()
         except StageBusy as exc:
             log.error(str(exc))
+            self._wake.close()
             return 1
         try:
-            self._install_signals()  # a stop during start-up is honoured once started
-            interrupted = self._prepare_store()
-            self._report_unavailable()
-            first_sync = self.config.schedule.first_sync_after.total_seconds()
-            self.scheduler.start(self.config.schedule, first_sync_in=first_sync)
-            self._resume(interrupted)
-            if self.notifier.watchdog_interval is not None:
-                self.scheduler.heartbeat(self.notifier.watchdog, self.notifier.watchdog_interval)
-            self._start_watcher()
-            self._start_web()
-            self._start_listeners()
-            self._watch_config()
-            self.notifier.ready(self._idle_status())
-            log.info("genred is running", config=str(self.config_path), **self._summary())
-            self._main_loop()
+            for step in self._start_steps():
+                if self._stop_reason is not None:
+                    break  # a stop during start-up: what was started is stopped again
+                step()
+            else:
+                self.notifier.ready(self._idle_status())
+                log.info("genred is running", config=str(self.config_path), **self._summary())
+                self._main_loop()
             return 0
         except GenredError as exc:
             log.error("genred cannot start", error=str(exc))
             return 1
         finally:
             self._shutdown()
+
+    def _start_steps(self) -> list[Callable[[], None]]:
+        interrupted: list[str] = []
+
+        def store() -> None:
+            interrupted.extend(self._prepare_store())
+            self._report_unavailable()
+
+        def scheduler() -> None:
+            first_sync = self.config.schedule.first_sync_after.total_seconds()
+            self.scheduler.start(self.config.schedule, first_sync_in=first_sync)
+            self._resume(interrupted)
+            if self.notifier.watchdog_interval is not None:
+                self.scheduler.heartbeat(self.notifier.watchdog, self.notifier.watchdog_interval)
+
+        return [
+            store,
+            scheduler,
+            self._start_watcher,
+            self._start_web,
+            self._start_listeners,
+            self._watch_config,
+        ]
 
     def _prepare_store(self) -> list[str]:
         """Open (and migrate) the store; close runs a dead process left; return their jobs."""
@@ -129,7 +164,6 @@ class Service:
     def _main_loop(self) -> None:
         while self._stop_reason is None:
             self._wake.wait(60)
-            self._wake.clear()
             while self._reload_reasons and self._stop_reason is None:
                 reason = self._reload_reasons.pop(0)
                 self.reload(reason)
@@ -137,6 +171,7 @@ class Service:
     # ------------------------------------------------------------------ signals
 
     def _install_signals(self) -> None:
+        self._wake.take_signals()  # a signal wakes the main loop, whichever thread it reached
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, lambda signum, frame: self.request_reload("SIGHUP"))
@@ -148,6 +183,7 @@ class Service:
         """Ask the main loop to stop (thread- and signal-safe)."""
         if self._stop_reason is None:
             self._stop_reason = reason
+            self._stop_at = time.monotonic()
         self.cancel.set()
         self._wake.set()
 
@@ -165,7 +201,7 @@ class Service:
         self.notifier.reloading()
         old = self.config
         try:
-            new = load_config(self.config_path)
+            new = load_config(self.config_path, allow_empty=False)
             check_config(new)
             if new.data_dir != old.data_dir:
                 raise ConfigError(
@@ -176,7 +212,14 @@ class Service:
                 log.error("config edit refused; the running config stays", problem=str(issue))
             self.notifier.ready(f"config edit refused ({len(exc.issues)} problems, see the log)")
             return False
-        self._config_digest = _digest(self.config_path)
+        except Exception as exc:  # whatever else is wrong with the file, genred stays up
+            log.exception(
+                "config edit refused; the running config stays",
+                problem=f"{self.config_path}: {type(exc).__name__}: {exc}",
+            )
+            self.notifier.ready("config edit refused (see the log)")
+            return False
+        self._config_digest = self._config_seen = _digest(self.config_path)
         try:
             if new == old:
                 log.info("config reloaded: nothing changed", reason=reason)
@@ -191,7 +234,7 @@ class Service:
             configure_logging(new.logging.level, new.logging.format, new.secrets())
         previous = self._runtime.plugins
         try:
-            plugins = load_plugins(PluginContext(new), previous=previous)
+            plugins = load_plugins(PluginContext(new, cancel=self.cancel), previous=previous)
         except ConfigError as exc:  # validated above; kept for safety
             for issue in exc.issues:
                 log.error("config edit refused; the running config stays", problem=str(issue))
@@ -350,8 +393,14 @@ class Service:
             self._config_watch = None
 
     def _config_file_changed(self) -> None:
+        """An event on the config file: reload when its content differs from the running
+        one's, and also when it cannot be read (a directory in its place, permissions
+        taken away, deleted), so the refusal says why at once, not at the next SIGHUP."""
         digest = _digest(self.config_path)
-        if digest is not None and digest != self._config_digest:
+        if digest == self._config_seen:
+            return  # the same as the last look (a touch, an attribute change): nothing new
+        self._config_seen = digest
+        if digest != self._config_digest:
             self.request_reload("config file edited")
 
     # ------------------------------------------------------------------ status
@@ -390,6 +439,11 @@ class Service:
 
     # ------------------------------------------------------------------ shutdown
 
+    def _close_plugins(self) -> None:
+        for kind in self._runtime.plugins.by_kind.values():
+            for instance in kind.values():
+                _close(instance)
+
     def _shutdown(self) -> None:
         reason = self._stop_reason or "exit"
         self.notifier.stopping(f"stopping ({reason})")
@@ -402,12 +456,15 @@ class Service:
             stopper()
         self._listeners.clear()
         self._stop_web()
-        if not self.worker.wait_idle(STOP_GRACE_S):
-            log.warning("a job did not finish in time; its uncommitted item is dropped")
-        for kind in self._runtime.plugins.by_kind.values():
-            for instance in kind.values():
-                _close(instance)
+        asked = self._stop_at or time.monotonic()
+        if not self.worker.wait_idle(max(0.5, STOP_WITHIN_S - (time.monotonic() - asked))):
+            log.warning(
+                "a job did not finish in time; its uncommitted item is dropped",
+                seconds_since_stop=round(time.monotonic() - asked, 1),
+            )
+        self._close_plugins()
         self.instance.release()
+        self._wake.close()
         log.info("stopped", reason=reason)
 
 

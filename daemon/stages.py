@@ -115,6 +115,7 @@ def _classify(run: StageRun) -> dict[str, Any]:
         run.progress,
         cancel=run.cancel,
         decide_config=run.config.decide,
+        sources=run.enabled("sources"),
     )
 
 

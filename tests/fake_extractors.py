@@ -119,3 +119,11 @@ class ThreadsExtractor:
     def extract(self, path: Path) -> dict[str, str | None]:
         names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
         return {name: os.environ.get(name) for name in names}
+
+
+class PluginFakeExtractor(FakeExtractor):
+    """FakeExtractor with a plugin's constructor, for a config that enables it by name
+    (registered as an entry point by a test's own distribution)."""
+
+    def __init__(self, settings: Any = None, context: Any = None) -> None:
+        super().__init__()

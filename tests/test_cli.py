@@ -125,3 +125,40 @@ def test_config_check_validates_taxonomy_additions(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         f"error: {cfg}:6 taxonomy.aliases.8-bit: target 'Chiptun' is not a known genre"
     )
+
+
+def test_read_only_commands_need_no_config_file(tmp_path: Path) -> None:
+    """A fresh install: no config file anywhere genred looks. `genred plugins`, `genred
+    models list` and `genred status` work with the defaults and say so; the others refuse."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GENRED_CONFIG", "STATE_DIRECTORY")}
+    env["HOME"] = str(tmp_path)  # the default data dir: ~/.local/share/genred
+
+    def fresh(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*GENRED, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env
+        )
+
+    assert not Path("/etc/genred/genred.yaml").exists()
+    data_dir = tmp_path / ".local" / "share" / "genred"
+    note = "note: no config file found (tried --config, $GENRED_CONFIG, /etc/genred/genred.yaml"
+    plugins = fresh("plugins")
+    assert plugins.returncode == 0, plugins.stderr
+    assert plugins.stderr.startswith(note) and f"(data dir {data_dir})" in plugins.stderr
+    rows = {tuple(line.split()[:3]) for line in plugins.stdout.splitlines()[1:]}
+    assert ("classifiers", "taxonomy", "yes") in rows and ("sources", "plex", "no") in rows
+    models = fresh("models", "list")
+    assert models.returncode == 0, models.stderr
+    assert models.stderr.startswith(note)
+    assert any(
+        line.split()[:3] == ["msd-musicnn", "shipped", "ready"]
+        for line in models.stdout.splitlines()
+    )
+    status = fresh("status")
+    assert status.returncode == 0 and f"no database yet at {data_dir}/genred.db" in status.stdout
+    assert not data_dir.exists()  # looking creates nothing
+    sync = fresh("sync")
+    assert sync.returncode == 2 and "error: genred: no config file found" in sync.stderr
+    named = fresh("plugins", "--config", str(tmp_path / "missing.yaml"))
+    assert named.returncode == 2 and "missing.yaml: no such config file" in named.stderr

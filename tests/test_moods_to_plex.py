@@ -49,6 +49,12 @@ logging: {{level: error}}
     run = CliRunner().invoke
     for step in ("sync", "classify", "decide", "writeback"):
         result = run(cli, [step, "--config", str(config)], catch_exceptions=False)
+        if step == "classify":  # the 2.7 s robin clip is too short for the tagger: said once
+            assert result.exit_code == 3, result.output
+            assert "1 item failed:" in result.output and "AudioTooShort" in result.output
+            again = run(cli, [step, "--config", str(config)], catch_exceptions=False)
+            assert again.exit_code == 0, again.output  # and not tried again
+            continue
         assert result.exit_code == 0, f"{step}: {result.output}"
 
     audio_keys = {str(key) for key, track in lib.tracks.items() if track.file in lib.audio_files}

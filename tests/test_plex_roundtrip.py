@@ -270,3 +270,60 @@ def test_faults_are_retried_and_the_store_stays_consistent(
     emu.clear_requests()
     assert genred(config, "writeback").exit_code == 0
     assert emu.puts() == []
+
+
+def test_504_after_apply_exits_3_then_the_store_agrees_with_what_it_read(
+    run: Callable[..., Path], plex_emulator: PlexEmulator
+) -> None:
+    """Plex applies an edit and the proxy in front answers 504: the write failed as far as
+    genred knows. The run says so (exit 3, the items and why, runs.status partial); the next
+    run reads Plex, finds the writes landed, and then the store's view of every track,
+    album and artist is what Plex has, and no failure of an item that is right is left."""
+    emu = plex_emulator
+    config = run(mode="replace", levels="[track, album, artist]")
+    for step in ("sync", "classify", "decide"):
+        assert genred(config, step).exit_code == 0
+    config.write_text(config.read_text().replace("attempts: 6", "attempts: 1"))
+    emu.faults = Faults(
+        put_504_rate=0.3, put_504_after_apply=True, methods=frozenset({"PUT"}), seed=6
+    )
+    first = genred(config, "writeback")
+    assert first.exit_code == 3, first.output
+    assert sum(r.fault == "504" for r in emu.requests) > 0
+    listed = [line for line in first.output.splitlines() if line.startswith("  writeback ")]
+    assert listed and all("PlexUnreachable" in line and "504" in line for line in listed)
+    assert "items failed:" in first.output
+    db = config.parent / "data" / "genred.db"
+    with Store.open(db) as store:
+        failed = store.conn.execute(
+            "SELECT COUNT(*) FROM failures WHERE stage = 'writeback'"
+        ).fetchone()[0]
+        assert failed > 0
+        last = store.conn.execute("SELECT status FROM runs ORDER BY id DESC").fetchone()
+        assert last == ("partial",)
+
+    emu.faults = Faults()
+    emu.clear_requests()
+    second = genred(config, "writeback")
+    assert second.exit_code == 0, second.output
+    assert emu.puts() == []  # every 504 had been applied: nothing is sent twice
+    with Store.open(db) as store:
+        rows = store.conn.execute(
+            "SELECT source_id, genres, album_source_id, album_genres, artist_source_id, "
+            "artist_genres FROM tracks WHERE removed = 0"
+        ).fetchall()
+        left = store.conn.execute("SELECT stage, item FROM failures").fetchall()
+        last = store.conn.execute("SELECT status FROM runs ORDER BY id DESC").fetchone()
+    lib = emu.library
+    stale = [
+        (rk, kind)
+        for rk, genres, album, album_genres, artist, artist_genres in rows
+        for kind, value, now in (
+            ("track", genres, lib.track(int(rk)).tags.get("genre", [])),
+            ("album", album_genres, lib.album(int(album)).tags.get("genre", [])),
+            ("artist", artist_genres, lib.artist(int(artist)).tags.get("genre", [])),
+        )
+        if folded(json.loads(value)) != folded(now)
+    ]
+    assert stale == []
+    assert left == [] and last == ("ok",)

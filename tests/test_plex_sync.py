@@ -362,14 +362,17 @@ def test_incremental_sync_fetches_only_what_changed(
         stored[str(added.rating_key)]["id"],
     }
 
-    # One listing, asking for items updated since the last sync minus the 5-minute overlap,
-    # and details of the two tracks only (plus their albums and artists).
-    (listing,) = listings(emu)
-    since = int(listing.query["updatedAt>>"][0])
-    assert abs(since - (last.timestamp() - 300)) <= 1
+    # One track listing, asking for items updated since the last sync minus the 5-minute
+    # overlap, and details of the two tracks only (plus their albums and artists); then
+    # the albums and artists updated since (here: the new ones, already read).
+    by_type = {r.query["type"][0]: r for r in listings(emu)}
+    assert sorted(by_type) == ["10", "8", "9"] and len(listings(emu)) == 3
+    for listing in by_type.values():
+        since = int(listing.query["updatedAt>>"][0])
+        assert abs(since - (last.timestamp() - 300)) <= 1
     fetched_tracks = set().union(*detail_ids(emu)) & track_keys(lib)
     assert fetched_tracks == {str(edited.rating_key), str(added.rating_key)}
-    assert len(emu.requests) <= 8
+    assert len(emu.requests) <= 10
 
 
 def test_no_change_resync_does_almost_nothing(plex_emulator: PlexEmulator, store: Store) -> None:
@@ -379,11 +382,13 @@ def test_no_change_resync_does_almost_nothing(plex_emulator: PlexEmulator, store
     emu.clear_requests()
     result = sync(store, "plex", source)
     assert (result.full, result.seen, result.added, result.changed) == (False, 0, 0, 0)
-    assert [r.path for r in emu.requests] == [
-        "/",
-        "/library",
-        "/library/sections",
-        f"/library/sections/{emu.section_id}/all",
+    assert [(r.path, r.query.get("type")) for r in emu.requests] == [
+        ("/", None),
+        ("/library", None),
+        ("/library/sections", None),
+        (f"/library/sections/{emu.section_id}/all", ["10"]),  # tracks updated since
+        (f"/library/sections/{emu.section_id}/all", ["9"]),  # albums updated since
+        (f"/library/sections/{emu.section_id}/all", ["8"]),  # artists updated since
     ]
 
 

@@ -300,7 +300,7 @@ def test_classify_stage_stores_genres_moods_and_embeddings(tmp_path: Path) -> No
     assert isinstance(plugin, TaggerClassifier)
     counts = classify(store, {"tagger": plugin})
     assert counts["tagger.considered"] == 6
-    assert counts["tagger.failed"] == 2  # corrupt and missing files: retried later
+    assert counts["tagger.failed"] == 3  # corrupt, missing, and too short (for good)
     assert counts["tagger.predicted"] == 2
     vibe = stored_labels(store, ids["vibeace"], "genre")
     assert vibe is not None and vibe[0][0] == "Jazz" and vibe[0][1] > 0.3
@@ -309,11 +309,22 @@ def test_classify_stage_stores_genres_moods_and_embeddings(tmp_path: Path) -> No
     assert all(0.1 <= c <= 1 for c in fishin_genres.values())
     assert dict(stored_labels(store, ids["fishin"], "tags") or {}).get("Female Vocals", 0) > 0.2
     assert stored_labels(store, ids["vibeace"], "mood") is not None
-    for short in ("robin", "nopath"):  # nothing to say: an empty answer, not asked again
-        assert stored_labels(store, ids[short], "genre") == []
-    failed = dict(store.conn.execute("SELECT item, error_type FROM failures"))
-    assert set(failed) == {str(ids["corrupt"]), str(ids["missing"])}
-    assert failed[str(ids["missing"])] == "AudioFileMissing"
+    assert stored_labels(store, ids["nopath"], "genre") == []  # nothing to say: not asked again
+    failed = {
+        item: (error, bool(permanent))
+        for item, error, permanent in store.conn.execute(
+            "SELECT item, error_type, permanent FROM failures WHERE stage = 'classify:tagger'"
+        )
+    }
+    assert set(failed) == {str(ids["corrupt"]), str(ids["missing"]), str(ids["robin"])}
+    assert failed[str(ids["missing"])] == ("AudioFileMissing", False)
+    assert failed[str(ids["robin"])] == ("AudioTooShort", True)  # 2.7 s: less than one patch
+    # ... and its features can never be computed: what a model trained on them is told
+    [(stage, error_type, message)] = store.conn.execute(
+        "SELECT stage, error_type, message FROM failures WHERE stage LIKE 'extract:%'"
+    )
+    assert (stage, error_type) == ("extract:tagger-msd-musicnn", "AudioTooShort")
+    assert "s of audio, shorter than one tagger-msd-musicnn patch (3.0 s)" in message
     tracks, matrix = features_q.load_matrix(store, plugin.feature_extractor, plugin.feature_version)
     assert plugin.feature_extractor == "tagger-msd-musicnn"
     assert sorted(tracks) == sorted([ids["vibeace"], ids["fishin"]])

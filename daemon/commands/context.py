@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from ..config import Config, ConfigError, load_config
+from ..config import Config, ConfigError, ConfigNotFound, load_config
 from ..logs import configure_logging
 from ..store import Store, StoreError
 
@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_PARTIAL = 3  # the stage finished, but some items failed (listed, with the reason)
 EXIT_NOT_ACTIVATED = 4  # `genred train`: the model is stored but not good enough to use
 EXIT_BUSY = 75  # sysexits EX_TEMPFAIL: the stage is running elsewhere, try again later
+SHOWN_FAILURES = 20  # failed items a stage command lists; `genred status` counts them all
 
 
 class AppState:
@@ -29,18 +31,33 @@ class AppState:
         self.config_path = config_path
         self._config: Config | None = None
 
-    def config(self) -> Config:
+    def config(self, *, defaults_ok: bool = False) -> Config:
+        """The config; an invalid file exits 2. `defaults_ok` (read-only commands such as
+        `genred plugins`): with no config file anywhere, the defaults, and a note saying so."""
         if self._config is None:
             try:
                 self._config = load_config(self.config_path)
+            except ConfigNotFound as exc:
+                if not defaults_ok:
+                    _exit_config(exc)
+                self._config = Config()
+                click.echo(
+                    f"note: {exc.issues[0].message}: showing the defaults "
+                    f"(data dir {self._config.data_dir})",
+                    err=True,
+                )
             except ConfigError as exc:
-                for issue in exc.issues:
-                    click.echo(f"error: {issue}", err=True)
-                sys.exit(EXIT_CONFIG)
+                _exit_config(exc)
             configure_logging(
                 self._config.logging.level, self._config.logging.format, self._config.secrets()
             )
         return self._config
+
+
+def _exit_config(exc: ConfigError) -> NoReturn:
+    for issue in exc.issues:
+        click.echo(f"error: {issue}", err=True)
+    sys.exit(EXIT_CONFIG)
 
 
 pass_state = click.make_pass_decorator(AppState, ensure=True)
@@ -181,13 +198,15 @@ def run_stage(
     under the stage's lock; `check` sees the built plugins first (and may exit).
 
     No plugin for it: exit 1 saying what to enable. A GenredError exits 1 with its
-    message; a stage busy elsewhere waits (saying so) or, with --no-wait, exits 75.
+    message; a stage busy elsewhere waits (saying so) or, with --no-wait, exits 75. A run
+    that failed some items lists them (which, and why) and exits 3.
     """
     from ..errors import GenredError, StageBusy
     from ..loader import LoadedPlugins
-    from ..pipeline.jobs import run_job
+    from ..pipeline.jobs import failed_items, run_job
     from ..progress import for_terminal
     from ..stages import STAGES, StageRun
+    from ..store import utcnow
 
     stage = STAGES[name]
     job = job or name
@@ -213,6 +232,7 @@ def run_stage(
             )
 
         lock = stage.lock if job == name else None  # a dry run writes nothing, locks nothing
+        started = utcnow()
         try:
             counts = run_job(
                 store,
@@ -235,4 +255,31 @@ def run_stage(
                 f"{job} interrupted; committed work is kept, run it again to go on", err=True
             )
             sys.exit(130)
+        failed = failed_items(counts)
+        if failed:
+            report_failed(store, name, failed, since=started)
+            sys.exit(EXIT_PARTIAL)
     return counts, run
+
+
+def report_failed(store: Store, stage: str, failed: int, *, since: str) -> None:
+    """Which items a run of `stage` failed, and why (on stderr)."""
+    from ..store import failures
+
+    recorded = failures.listed(store, stage, since=since, limit=SHOWN_FAILURES)
+    click.echo(f"{failed} {'item' if failed == 1 else 'items'} failed:", err=True)
+    for failure in recorded:
+        item = f"track {failure.item}" if failure.item.isdigit() else failure.item
+        message = failure.message if len(failure.message) <= 300 else failure.message[:299] + "…"
+        click.echo(
+            f"  {failure.stage} {item.replace(':', ' ', 1)} [{failure.kind}]: "
+            f"{failure.error_type}: {message}",
+            err=True,
+        )
+    if failed > len(recorded):
+        click.echo(f"  … and {failed - len(recorded)} more (genred status)", err=True)
+    click.echo(
+        "permanent failures wait until the file changes, transient ones are tried again "
+        "later; `genred retry` tries them all on the next run",
+        err=True,
+    )

@@ -6,10 +6,11 @@ numbers (`source`), `${ENV}` interpolation, then pydantic validation of the sect
 becomes a `ConfigIssue` rendered as ``genred.yaml:14 plex.url: not a valid URL``.
 """
 
-from .issues import ConfigError, ConfigIssue, KeyPath, dotted
+from .issues import ConfigError, ConfigIssue, ConfigNotFound, KeyPath, dotted
 from .loading import (
     ENV_VAR,
     SEARCH_PATHS,
+    is_empty_yaml,
     load_config,
     locate,
     parse_config,
@@ -45,6 +46,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigIssue",
+    "ConfigNotFound",
     "DecideConfig",
     "Duration",
     "ExtractConfig",
@@ -68,6 +70,7 @@ __all__ = [
     "WritebackConfig",
     "dotted",
     "interpolate",
+    "is_empty_yaml",
     "is_secret_key",
     "load_config",
     "locate",

@@ -31,6 +31,10 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(i) for i in self.issues))
 
 
+class ConfigNotFound(ConfigError):
+    """No config file anywhere genred looks (nothing given by --config or $GENRED_CONFIG)."""
+
+
 def dotted(path: KeyPath) -> str:
     out = ""
     for part in path:

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
-from .issues import ConfigError, ConfigIssue, KeyPath
+from .issues import ConfigError, ConfigIssue, ConfigNotFound, KeyPath
 from .model import Config
 from .source import SourceMap, interpolate, parse_yaml
 
@@ -54,16 +55,18 @@ def locate(cfg_path: str | os.PathLike[str] | None, env: Mapping[str, str] | Non
     env = os.environ if env is None else env
     if cfg_path:
         path = Path(cfg_path)
-        if not path.is_file():
+        if path.is_dir():
+            raise ConfigError([ConfigIssue(str(path), None, (), DIRECTORY)])
+        if not path.exists():
             raise ConfigError([ConfigIssue(str(path), None, (), "no such config file")])
         return path
     if env.get(ENV_VAR):
         return locate(env[ENV_VAR], env)
     for candidate in SEARCH_PATHS:
-        if candidate.is_file():
+        if candidate.exists():  # a directory or an unreadable file there is said, not skipped
             return candidate
     tried = ", ".join(str(p) for p in SEARCH_PATHS)
-    raise ConfigError(
+    raise ConfigNotFound(
         [
             ConfigIssue(
                 "genred", None, (), f"no config file found (tried --config, ${ENV_VAR}, {tried})"
@@ -73,24 +76,83 @@ def locate(cfg_path: str | os.PathLike[str] | None, env: Mapping[str, str] | Non
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    allow_empty: bool = True,
 ) -> Config:
-    """Locate, parse, interpolate and validate the config file."""
+    """Locate, read, parse, interpolate and validate the config file.
+
+    `allow_empty` False (a reload) refuses a file with no settings at all: a half-saved
+    edit or a failed copy must not turn into "every setting at its default".
+    """
     env = os.environ if env is None else env
     file = locate(path, env)
+    return parse_config(read_config_text(file), str(file), env, allow_empty=allow_empty)
+
+
+DIRECTORY = "is a directory, not a config file"
+EMPTY_ON_RELOAD = (
+    "the file is empty (a half-saved edit, or a failed copy?): refused; to run with every "
+    "setting at its default, restart genred"
+)
+
+
+def read_config_text(file: Path) -> str:
+    """The file's text; what is wrong and where when it cannot be read as UTF-8 text."""
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError([ConfigIssue(str(file), None, (), DIRECTORY)]) from None
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue(str(file), None, (), "no such config file")]) from None
+    except PermissionError:
+        raise ConfigError([ConfigIssue(str(file), None, (), _denied(file))]) from None
     except OSError as exc:
-        raise ConfigError(
-            [ConfigIssue(str(file), None, (), f"cannot read: {exc.strerror}")]
-        ) from None
-    return parse_config(text, str(file), env)
+        reason = exc.strerror or str(exc)
+        raise ConfigError([ConfigIssue(str(file), None, (), f"cannot be read: {reason}")]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        problem = (
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column}); "
+            "save the file as UTF-8"
+        )
+        raise ConfigError([ConfigIssue(str(file), line, (), problem)]) from None
+
+
+def _denied(file: Path) -> str:
+    who = f"genred runs as uid {os.getuid()}"
+    try:
+        st = file.stat()
+    except OSError:
+        return f"cannot be read: permission denied ({who}; a folder on the way is closed to it)"
+    return (
+        f"cannot be read: permission denied ({who}; the file belongs to uid {st.st_uid}, "
+        f"gid {st.st_gid}, mode {st.st_mode & 0o777:o})"
+    )
+
+
+def is_empty_yaml(text: str) -> bool:
+    """No YAML document at all: nothing, blank lines or comments only."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader) is None
+    except yaml.YAMLError:
+        return False
 
 
 def parse_config(
-    text: str, file: str = "genred.yaml", env: Mapping[str, str] | None = None
+    text: str,
+    file: str = "genred.yaml",
+    env: Mapping[str, str] | None = None,
+    *,
+    allow_empty: bool = True,
 ) -> Config:
     env = os.environ if env is None else env
+    if not allow_empty and is_empty_yaml(text):
+        raise ConfigError([ConfigIssue(file, None, (), EMPTY_ON_RELOAD)])
     data, source = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(file, 1, (), "the file must be a mapping of keys")])

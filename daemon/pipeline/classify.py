@@ -3,7 +3,8 @@
 A track is pending for a classifier when it has no prediction from it, the classifier's
 version changed, or the track changed since. A track the classifier has nothing to say
 about gets an empty prediction row, so it is not asked again until it changes; one it
-yields `Unclassified` for gets a failure instead, and is asked again after a backoff.
+yields `Unclassified` for gets a failure instead, and is asked again after a backoff, or,
+when the failure is permanent (too short, not audio), once its file changes.
 `Cancelled` and `LLMBudgetExhausted` stop the stage (the batch in hand is not stored).
 """
 
@@ -12,11 +13,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from threading import Event
+from typing import Any
 
 from ..config import DecideConfig
-from ..errors import Cancelled, GenredError, LLMBudgetExhausted, raise_if_cancelled
+from ..errors import (
+    Cancelled,
+    GenredError,
+    LLMBudgetExhausted,
+    is_permanent,
+    raise_if_cancelled,
+)
 from ..hookspecs import ClassifierPlugin
 from ..logs import get_logger
+from ..paths import track_fingerprints
 from ..progress import NullProgress, Progress
 from ..records import Prediction, TrackRecord, Unclassified
 from ..store import Store, failures, utcnow
@@ -97,21 +106,26 @@ def classify(
     batch_size: int = 500,
     cancel: Event | None = None,
     decide_config: DecideConfig | None = None,
+    sources: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """Run every classifier over its pending tracks; returns counts per classifier.
 
     `cancel` is checked after each committed batch (what is stored stays stored), and
     passed to the classifiers with the store (`ClassifierPlugin.classify`). A classifier's `batch_size` overrides `batch_size`.
     With `decide_config`, classifiers run in cascade order and a later step's classifiers
-    only see the tracks the earlier steps could not decide (`cascade_gate`).
+    only see the tracks the earlier steps could not decide (`cascade_gate`). `sources`
+    (the enabled source plugins) locate the files whose permanent failures wait for them
+    to change.
     """
     progress = progress or NullProgress()
+    fingerprint_of = track_fingerprints(store, sources or {})
     counts: dict[str, int] = {}
     gate = cascade_gate(store, decide_config) if decide_config else None
     order = cascade_order(list(classifiers), decide_config) if decide_config else classifiers
     for name in order:
         plugin = classifiers[name]
         version = str(plugin.version)
+        failures.release_changed(store, f"{STAGE}:{name}", fingerprint_of)
         pending = pending_ids(store, name, version)
         if gate is not None:
             considered = len(pending)
@@ -137,13 +151,13 @@ def classify(
                     tracks=len(ids),
                 )
                 for track_id in ids:
-                    failures.record(store, f"{STAGE}:{name}", str(track_id), exc)
+                    _record(store, name, track_id, exc, fingerprint_of)
                 failed += len(ids)
                 progress.advance(len(ids))
                 continue
             skipped = {r.track_id: r.error for r in results if isinstance(r, Unclassified)}
             for track_id, error in skipped.items():
-                failures.record(store, f"{STAGE}:{name}", str(track_id), error)
+                _record(store, name, track_id, error, fingerprint_of)
             done = [i for i in ids if i not in skipped]
             predictions = [r for r in results if isinstance(r, Prediction)]
             predicted += _store_batch(store, name, version, done, predictions) if done else 0
@@ -159,6 +173,19 @@ def classify(
             + (f", {failed} failed" if failed else "")
         )
     return counts
+
+
+def _record(
+    store: Store,
+    name: str,
+    track_id: int,
+    error: BaseException,
+    fingerprint_of: Callable[[str], str | None],
+) -> None:
+    """A track's failure; a permanent one with its file's fingerprint, so it waits for it."""
+    item = str(track_id)
+    fingerprint = fingerprint_of(item) if is_permanent(error) else None
+    failures.record(store, f"{STAGE}:{name}", item, error, fingerprint=fingerprint)
 
 
 class BadClassifierAnswer(GenredError):

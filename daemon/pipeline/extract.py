@@ -6,7 +6,9 @@ it changed since (`genred.store.features.pending_ids`). Its file is found on thi
 `FilePool` of worker processes, so one file that hangs (`extract.timeout`) or crashes its
 decoder fails alone. Vectors are committed `extract.batch` at a time (and at least every
 COMMIT_EVERY_S seconds): a kill loses at most the batch in hand, and the next run starts
-after what was stored. Failures go to `failures` under `extract:<name>` with backoff.
+after what was stored. Failures go to `failures` under `extract:<name>`: transient ones
+(a file missing for now, a timeout) are retried with a backoff, permanent ones (not
+audio, too short, an unsupported codec) are skipped until the file changes.
 
 Extractors come in two shapes:
 
@@ -22,17 +24,24 @@ fails the stage at once, not every track) and `unload()` (called when the stage 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from threading import Event
 from typing import Any
 
 from ..config import Config
-from ..errors import AudioFileMissing, Cancelled, GenredError, InvalidFeatures, raise_if_cancelled
+from ..errors import (
+    AudioFileMissing,
+    Cancelled,
+    GenredError,
+    InvalidFeatures,
+    is_permanent,
+    raise_if_cancelled,
+)
 from ..hookspecs import ExtractorPlugin, ExtractsInBatches, LoadsModel, LocatesFiles
 from ..logs import get_logger
 from ..memory import release_memory
-from ..paths import local_audio_path
+from ..paths import local_audio_path, track_fingerprints
 from ..progress import NullProgress, Progress
 from ..records import TrackRecord
 from ..store import Store, failures, features
@@ -80,6 +89,8 @@ def _run_extractor(
     limit: int | None,
 ) -> dict[str, int]:
     version = str(plugin.version)
+    fingerprint_of = track_fingerprints(store, locator.sources)
+    failures.release_changed(store, features.failure_stage(name), fingerprint_of)
     pending = features.pending_ids(store, name, version)
     if limit is not None:
         pending = pending[:limit]
@@ -99,7 +110,7 @@ def _run_extractor(
                         raise outcome
                     vector = batch.check(outcome)
                 except Exception as exc:  # this file's failure alone
-                    _record(store, name, track_id, exc)
+                    _record(store, name, track_id, exc, fingerprint_of)
                     failed += 1
                 else:
                     batch.add(track_id, vector)
@@ -161,10 +172,25 @@ class Batch:
         self._since = time.monotonic()
 
 
-def _record(store: Store, name: str, track_id: int, error: BaseException) -> None:
-    attempts = failures.record(store, features.failure_stage(name), str(track_id), error)
+def _record(
+    store: Store,
+    name: str,
+    track_id: int,
+    error: BaseException,
+    fingerprint_of: Callable[[str], str | None],
+) -> None:
+    permanent = is_permanent(error)
+    attempts = failures.record(
+        store,
+        features.failure_stage(name),
+        str(track_id),
+        error,
+        fingerprint=fingerprint_of(str(track_id)) if permanent else None,
+    )
     log.warning(
-        "extraction failed",
+        "extraction failed; skipped until the file changes"
+        if permanent
+        else "extraction failed; tried again later",
         extractor=name,
         track=track_id,
         error=str(error),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from pathlib import Path
 from threading import Event
@@ -14,6 +14,15 @@ from ..logs import get_logger
 from ..store import Store, runs
 
 log = get_logger("genred.jobs")
+
+
+def failed_items(counts: Mapping[str, Any]) -> int:
+    """How many items a run failed: its `failed` count plus every `<name>.failed` one."""
+    return sum(
+        value
+        for key, value in counts.items()
+        if isinstance(value, int) and (key == "failed" or key.endswith(".failed"))
+    )
 
 
 def run_job(
@@ -33,8 +42,9 @@ def run_job(
 
     The lock is taken before the run is recorded, so a run waiting for it is not shown as
     running. A GenredError or any other exception marks the run failed (logged once, here)
-    and is re-raised; Cancelled and KeyboardInterrupt mark it interrupted. StageBusy (the
-    lock is taken and `wait` is False) is raised before anything is recorded.
+    and is re-raised; Cancelled and KeyboardInterrupt mark it interrupted. A run that
+    finished but failed some items (`failed_items`) is `partial`, else `ok`. StageBusy
+    (the lock is taken and `wait` is False) is raised before anything is recorded.
     """
     held = (
         locks.acquire(data_dir, lock, by, wait=wait, cancel=cancel, on_wait=on_wait)
@@ -63,7 +73,10 @@ def _recorded(
         runs.finish(store, run_id, "failed", {}, error=f"{type(exc).__name__}: {exc}")
         log.exception("job crashed", job=job)
         raise
-    runs.finish(store, run_id, "ok", counts)
+    status = "partial" if failed_items(counts) else "ok"
+    runs.finish(store, run_id, status, counts)
+    if status == "partial":
+        log.warning("job finished with failed items", job=job, failed=failed_items(counts))
     return counts
 
 

@@ -12,9 +12,16 @@ A sync limited to `paths` (the folder watcher's, for plugins with `supports_path
 only what is at or under them and marks removed what it stored there and did not see; it
 leaves the incremental and full-scan state alone. `cancel` stops a sync between pages.
 
+A page may carry the current genres of albums and artists that changed at the source
+(`SourcePage.album_genres`, `artist_genres`): every stored track of theirs takes them, as
+a change, though the track itself was not listed.
+
 State per source (table `state`): ``sync.<source>.last`` (start of the last finished sync,
 the next incremental asks for changes since then), ``sync.<source>.last_full`` (start of
-the last finished full scan) and ``sync.<source>.pending_full`` (the full scan in progress).
+the last finished full scan), ``sync.<source>.pending_full`` (the full scan in progress)
+and ``sync.<source>.scope`` (what the last full scan listed, for sources with a `scope`:
+when it changes, e.g. a section left out of `plex.sections`, the next sync is full, and
+marks removed what is no longer listed).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from threading import Event
 from typing import TYPE_CHECKING, Any
 
 from ..errors import raise_if_cancelled
-from ..hookspecs import RequestsScans, ScansPaths, SourcePlugin
+from ..hookspecs import HasScope, RequestsScans, ScansPaths, SourcePlugin
 from ..logs import get_logger
 from ..progress import NullProgress, Progress
 from ..records import LIST_FIELDS, TRACK_COLUMNS, ScanRequest, SourcePage, TrackRecord
@@ -138,24 +145,26 @@ def sync(
     now = clock()
     last = state.get(store, state_key(source_name, "last"))
     limited = tuple(os.path.abspath(p) for p in paths) if _supports_paths(source) else ()
+    scope = source.scope() if isinstance(source, HasScope) else None
     if paths:
         full = False
     elif full is None:
-        full = wants_full(store, source_name, now)
+        full = wants_full(store, source_name, now) or _scope_changed(store, source_name, scope)
     if last is None and not limited:
         full = True  # nothing to be incremental from
     result = SyncResult(source_name, full)
 
     known = _known(store, source_name)
+    since_last = datetime.fromisoformat(last) if last is not None else None
     if limited:
         request = ScanRequest(None, known, paths=limited)
         scan_start = _iso(now)
     elif full:
         pending = _pending_full(store, source_name, now)
-        request = ScanRequest(None, known, pending["cursor"])
+        request = ScanRequest(None, known, pending["cursor"], last_sync=since_last)
         scan_start = pending["started_at"]
     else:
-        request = ScanRequest(datetime.fromisoformat(last), known)
+        request = ScanRequest(since_last, known, last_sync=since_last)
         scan_start = _iso(now)
 
     kind = "paths" if limited else "full" if full else "incremental"
@@ -190,10 +199,23 @@ def sync(
             if full:
                 state.put(store, state_key(source_name, "last_full"), scan_start)
                 state.put(store, state_key(source_name, "pending_full"), None)
+                if scope is not None:
+                    state.put(store, state_key(source_name, "scope"), scope)
     result.seconds = time.monotonic() - began
     progress.finish(result.summary())
     log.info("sync finished", source=source_name, **result.counts())
     return result
+
+
+def _scope_changed(store: Store, source: str, scope: Any) -> bool:
+    """The source lists something else than at its last full scan (a section left out)."""
+    if scope is None:
+        return False
+    before = state.get(store, state_key(source, "scope"))
+    if before is None or before == scope:
+        return False  # (none stored yet: the scope of the first full scan is kept)
+    log.info("what the source lists changed: a full sync", source=source, before=before, now=scope)
+    return True
 
 
 def _pending_full(store: Store, source: str, now: datetime) -> dict[str, Any]:
@@ -253,7 +275,44 @@ def _apply_page(
     result.seen += len(seen)
     result.added += len(writes.inserts)
     _write(store, source, writes, now, result)
+    _apply_parents(store, source, page, now, result)
     return seen
+
+
+def _apply_parents(
+    store: Store, source: str, page: SourcePage, now: str, result: SyncResult
+) -> None:
+    """Albums' and artists' genres the page reports go to every stored track of theirs
+    whose copy differs (a change: downstream stages redo those tracks)."""
+    changed: set[int] = set()
+    for column, id_column, genres in (
+        ("album_genres", "album_source_id", page.album_genres),
+        ("artist_genres", "artist_source_id", page.artist_genres),
+    ):
+        if not genres:
+            continue
+        wanted = {pid: _json_list(values) for pid, values in genres.items()}
+        rows = store.conn.execute(
+            f"SELECT id, {id_column}, {column} FROM tracks "
+            f"WHERE source = ? AND removed = 0 AND {id_column} IN ({IDS})",
+            (source, json.dumps(list(wanted))),
+        ).fetchall()
+        updates = [
+            (wanted[pid], now, track_id)
+            for track_id, pid, stored in rows
+            if stored != wanted[pid] and _folded(stored) != _folded(wanted[pid])
+        ]
+        for batch in _batches(updates):
+            store.conn.executemany(
+                f"UPDATE tracks SET {column} = ?, changed_at = ? WHERE id = ?", batch
+            )
+        changed.update(track_id for _, _, track_id in updates)
+    if not changed:
+        return
+    counted = set(result.changed_track_ids)
+    fresh = sorted(changed - counted)
+    result.changed += len(fresh)
+    result.changed_track_ids.extend(fresh)
 
 
 def _sort_one(

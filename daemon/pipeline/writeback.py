@@ -47,6 +47,7 @@ from .writeplan import (
 
 log = get_logger("genred.writeback")
 STAGE = "writeback"
+REVERT_STAGE = "revert"
 PAUSE_KEY = "writeback.paused"
 # Where the store keeps its view of each (kind, field) at the source: column, id column.
 VIEW_COLUMN = {
@@ -243,6 +244,7 @@ def writeback(
         )
         return report
     _record_observations(store, plugin.name, plugin.source, plan)
+    _clear_settled_failures(store, targets, plan)
     progress.start("writeback", total=counts["items"])
     for edit in plan.edits:
         _record_intent(store, plugin.name, edit)
@@ -272,8 +274,18 @@ def writeback(
     return report
 
 
+def _clear_settled_failures(store: Store, targets: Sequence[Target], plan: Plan) -> None:
+    """Failures of items this run does not write again are over: the item is right now
+    (an earlier write landed after all: a 504 after Plex applied it), held or unchanged."""
+    writing = {f"{edit.kind}:{item_id}" for edit in plan.edits for item_id in edit.ids}
+    settled = {f"{t.kind}:{t.item_id}" for t in targets} - writing
+    if settled:
+        failures.clear(store, STAGE, sorted(settled))
+
+
 def _record_observations(store: Store, target: str, source: str, plan: Plan) -> None:
-    """Hand edits become overrides (and genred keeps its hands off); landed writes are confirmed."""
+    """Hand edits become overrides (and genred keeps its hands off); landed writes are
+    confirmed, and the store's view of the source takes the value just read."""
     now = utcnow()
     with store.transaction() as conn:
         for item, value in plan.manual:
@@ -454,12 +466,14 @@ def revert(
                 error_type=type(exc).__name__,
                 error=str(exc),
             )
+            failures.record(store, REVERT_STAGE, f"{edit.kind}:{item_id}", exc)
         report.counts["failed"] += len(failed)
         with store.transaction() as conn:
             for item_id in landed:
                 key = (edit.kind, item_id, edit.field)
                 _record_reverted(store, plugin, [key], edit.after[item_id])
             _record_files(conn, plugin.source, files)
+        failures.clear(store, REVERT_STAGE, [f"{edit.kind}:{i}" for i in landed])
         report.counts["reverted"] += len(landed)
         progress.advance(len(edit.ids))
     for key in already:
@@ -467,6 +481,7 @@ def revert(
     progress.finish(
         f"reverted {report.counts['reverted']} items; {report.counts['already']} were already as "
         f"before; {report.counts['changed_since']} changed by hand since (left alone)"
+        + (f", {report.counts['failed']} failed" if report.counts["failed"] else "")
     )
     return report
 

@@ -71,7 +71,7 @@ def write(store: Store, extractor: str, version: str, vectors: Iterable[tuple[in
     """Store (track_id, vector) pairs in one transaction; returns how many were written.
 
     Each track's vectors of other versions of this extractor are replaced; its failures
-    for this extractor are cleared.
+    for this extractor are cleared, and so are classifiers' FeaturesMissing failures.
     """
     now = utcnow()
     rows = []
@@ -95,6 +95,12 @@ def write(store: Store, extractor: str, version: str, vectors: Iterable[tuple[in
         conn.executemany(
             "DELETE FROM failures WHERE stage = ? AND item = ?",
             [(failure_stage(extractor), str(i)) for i in ids],
+        )
+        # A classifier that waited for these features (FeaturesMissing) tries again now.
+        conn.executemany(
+            "DELETE FROM failures WHERE error_type = 'FeaturesMissing' AND item = ? "
+            "AND substr(stage, 1, 9) = 'classify:'",
+            [(str(i),) for i in ids],
         )
     return len(rows)
 

@@ -206,10 +206,23 @@ def _v4_file_writes(db: sqlite3.Connection) -> None:
     )
 
 
+def _v5_permanent_failures(db: sqlite3.Connection) -> None:
+    """Failures that retrying cannot help (too short, not audio) are kept apart, with the
+    fingerprint (size, mtime) of the file they were found on: skipped until it changes."""
+    run_script(
+        db,
+        """
+        ALTER TABLE failures ADD COLUMN permanent INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE failures ADD COLUMN fingerprint TEXT;
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _v1_core,
     _v2_cache_playlists_state,
     _v3_cache_used_at,
     _v4_file_writes,
+    _v5_permanent_failures,
 ]
 LATEST = len(MIGRATIONS)

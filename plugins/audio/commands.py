@@ -22,10 +22,13 @@ def models() -> None:
 @models.command("list")
 @pass_state
 def list_cmd(state: AppState) -> None:
-    """Every known model, whether it is ready, and how to get it if not."""
+    """Every known model, whether it is ready, and how to get it if not.
+
+    Needs no config file: without one, the default data dir is looked at (and said).
+    """
     from .tagging.spec import ModelSpecError, shipped_specs
 
-    data_dir = state.config().data_dir
+    data_dir = state.config(defaults_ok=True).data_dir
     try:
         specs = shipped_specs()
     except ModelSpecError as exc:

@@ -5,8 +5,11 @@ It uses the data dir's current model (or the one pinned by `version`), and its `
 is that model's, so a newly trained model classifies every track again. Each track needs
 the features the model was trained on, at the same extractor versions. A track lacking
 one is `Unclassified` with the reason (extract it; or retrain, when the extractor's
-version moved on): the classify stage records that and asks again after a backoff, so
-the track is classified once its features are there instead of being passed over. Labels
+version moved on): the classify stage records that and asks again after a backoff (or as
+soon as the features are stored), so the track is classified once its features are there
+instead of being passed over. When the features can never be computed from the file as
+it is (its extractor recorded a permanent failure: too short, not audio), the failure is
+permanent: recorded once and skipped until the file changes. Labels
 are the model's top-k classes with temperature-calibrated probabilities (they sum to 1
 over all classes).
 """
@@ -29,8 +32,10 @@ from genred.api import (
     Store,
     TrackRecord,
     Unclassified,
+    failures,
     get_logger,
 )
+from genred.api import features as features_q
 from genred.api import model_registry as registry
 
 log = get_logger("genred.classify")
@@ -114,11 +119,20 @@ class AudioModelClassifier:
         model = self.model
         ids = [t.id for t in tracks if t.id is not None]
         found, matrix, missing = stacked_features(store, model.card.features, ids)
+        upstream = [features_q.failure_stage(spec.extractor) for spec in model.card.features]
+        never = failures.permanent(store, upstream, [str(i) for i in missing])
         for track_id in ids:
-            if track_id in missing:
-                yield Unclassified(
-                    track_id, FeaturesMissing(f"track {track_id}: {missing[track_id]}")
+            if track_id not in missing:
+                continue
+            reason = never.get(str(track_id))
+            if reason is None:
+                error = FeaturesMissing(f"track {track_id}: {missing[track_id]}")
+            else:
+                error = FeaturesMissing(
+                    f"track {track_id}: its features cannot be computed from its file ({reason})",
+                    permanent=True,
                 )
+            yield Unclassified(track_id, error)
         if not found:
             return
         probabilities = model.probabilities(matrix)

@@ -11,8 +11,12 @@ Confidences are the model's own clip-level probabilities (independent sigmoids, 
 do not sum to 1). The clip's mean embedding is stored in `features` as extractor
 `tagger-<model>`, for a classifier trained on it later.
 
-A file that cannot be decoded is `Unclassified` (retried after a backoff); a track with
-no local path, shorter than one patch (about 3 s) or silent gets no prediction.
+A file that cannot be decoded is `Unclassified` (retried after a backoff, or, for a
+permanent reason such as not audio, once the file changes); so is one shorter than one
+patch (about 3 s: `AudioTooShort`, permanent). A track with no local path, or silent, gets
+no prediction. A clip with no embedding (too short, silent) records why as a permanent
+failure of its features (`extract:tagger-<model>`), so a classifier trained on them
+(`audio-model`) skips it instead of retrying it day after day.
 """
 
 from __future__ import annotations
@@ -31,12 +35,16 @@ import soxr  # noqa: F401
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genred.api import (
+    AudioSilent,
+    AudioTooShort,
     GenredError,
     PluginContext,
     Prediction,
     Store,
     TrackRecord,
     Unclassified,
+    failures,
+    file_fingerprint,
     get_logger,
     local_audio_path,
     raise_if_cancelled,
@@ -143,23 +151,54 @@ class TaggerClassifier:
             if path is None:
                 continue  # nothing to listen to: no prediction until the track changes
             try:
+                samples = self._samples(path)
                 clip = self.tagger.tag(
-                    self._samples(path),
+                    samples,
                     min_dbfs=self.settings.silence_dbfs,
                     batch_patches=self.settings.batch_patches,
                 )
                 if clip is not None and not np.isfinite(clip.probs).all():
                     raise TaggerOutputError(f"{path}: the model gave non-finite tag values")
+                if clip is None and not self.tagger.choose_patches(samples, None):
+                    raise self._too_short(path, samples)
             except Exception as exc:  # one bad file must not stop the batch
+                if isinstance(exc, AudioTooShort):
+                    self._no_embedding(store, track.id, path, exc)
                 yield Unclassified(track.id, exc)
                 continue
-            if clip is None:
-                continue  # shorter than one patch, or silent
+            if clip is None:  # silent: nothing to say, and nothing to embed
+                silent = AudioSilent(f"{path}: silent where the tagger listens")
+                self._no_embedding(store, track.id, path, silent)
+                continue
             yield from self._predictions(track.id, clip.probs)
             if clip.embedding is not None and np.isfinite(clip.embedding).all():
                 embeddings.append((track.id, clip.embedding))
         if store is not None and embeddings and self.settings.embeddings:
             features_q.write(store, self.feature_extractor, self.feature_version, embeddings)
+
+    def _too_short(self, path: Path, samples: np.ndarray) -> AudioTooShort:
+        spec = self.tagger.spec
+        rate = spec.audio.sample_rate
+        edge = 0 if spec.mel.center else spec.mel.n_fft
+        patch_s = ((spec.patch.frames - 1) * spec.mel.hop_length + edge) / rate
+        return AudioTooShort(
+            f"{path}: {len(samples) / rate:.1f} s of audio, shorter than one "
+            f"{self.feature_extractor} patch ({patch_s:.1f} s)"
+        )
+
+    def _no_embedding(
+        self, store: Store | None, track_id: int, path: Path, reason: Exception
+    ) -> None:
+        """Why this track has no embedding, for the classifiers that would use it."""
+        if store is None or not self.settings.embeddings:
+            return
+        failures.record(
+            store,
+            features_q.failure_stage(self.feature_extractor),
+            str(track_id),
+            reason,
+            fingerprint=file_fingerprint(path),
+        )
 
     def _sources(self) -> Mapping[str, Any]:
         """The enabled sources, which say where their files are on this machine."""

@@ -101,6 +101,11 @@ class PlexAlerts:
         self.connections = 0  # listeners started so far
 
     @property
+    def stopping(self) -> threading.Event:
+        """Set by `stop()`: `connect`'s retry waits should end on it."""
+        return self._stopping
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

@@ -2,11 +2,15 @@
 
 One place decides what is retried (connection errors, timeouts, 5xx, 429) and what is
 not (401, other 4xx), and turns plexapi/requests exceptions into genred's own errors.
+The waits between attempts end on `cancel` (the daemon's stop event), after which no
+new attempt starts: a stop never waits out a retry series against a server that is down.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,6 +25,7 @@ from tenacity import (
 )
 
 from genred.api import (
+    Cancelled,
     PlexAuthFailed,
     PlexConfig,
     PlexRequestFailed,
@@ -50,10 +55,26 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def call(fn: Callable[[], T], what: str, settings: RetrySettings) -> T:
-    """Run one Plex request with retries; translate failures into genred errors."""
+def call(
+    fn: Callable[[], T],
+    what: str,
+    settings: RetrySettings,
+    cancel: threading.Event | None = None,
+) -> T:
+    """Run one Plex request with retries; translate failures into genred errors.
+
+    Once `cancel` is set, the wait before the next attempt ends and Cancelled is raised
+    instead of trying again (a request already in flight finishes or times out).
+    """
+
+    def attempt() -> T:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"plex: stopped while {what}")
+        return fn()
+
     retrying = retry(
         retry=retry_if_exception(is_transient),
+        sleep=_sleeper(cancel),
         stop=stop_after_attempt(settings.attempts),
         wait=wait_exponential_jitter(
             multiplier=settings.backoff_initial,
@@ -69,7 +90,7 @@ def call(fn: Callable[[], T], what: str, settings: RetrySettings) -> T:
         ),
     )
     try:
-        return retrying(fn)()
+        return retrying(attempt)()
     except Unauthorized:
         raise PlexAuthFailed(f"Plex refused the token while {what}: check plex.token") from None
     except (requests.ConnectionError, requests.Timeout) as exc:
@@ -82,7 +103,20 @@ def call(fn: Callable[[], T], what: str, settings: RetrySettings) -> T:
         raise PlexRequestFailed(f"Plex refused a request while {what}: {exc}") from None
 
 
-def connect(plex: PlexConfig, retries: RetrySettings) -> PlexServer:
+def _sleeper(cancel: threading.Event | None) -> Callable[[float], None]:
+    """tenacity's wait between attempts: ends at once when `cancel` is set."""
+    if cancel is None:
+        return time.sleep
+
+    def sleep(seconds: float) -> None:
+        cancel.wait(seconds)
+
+    return sleep
+
+
+def connect(
+    plex: PlexConfig, retries: RetrySettings, cancel: threading.Event | None = None
+) -> PlexServer:
     """A PlexServer for the configured URL and token, with the configured timeout."""
     session = requests.Session()
     session.verify = plex.verify_ssl
@@ -92,14 +126,18 @@ def connect(plex: PlexConfig, retries: RetrySettings) -> PlexServer:
         lambda: PlexServer(url, token, session=session, timeout=int(plex.timeout)),
         "connecting",
         retries,
+        cancel,
     )
 
 
 def music_sections(
-    server: PlexServer, wanted: list[str | int], retries: RetrySettings
+    server: PlexServer,
+    wanted: list[str | int],
+    retries: RetrySettings,
+    cancel: threading.Event | None = None,
 ) -> list[Any]:
     """The configured music sections (by title or id), or all of them when none are named."""
-    sections = call(lambda: server.library.sections(), "listing library sections", retries)
+    sections = call(lambda: server.library.sections(), "listing library sections", retries, cancel)
     music = [s for s in sections if s.type == "artist"]
     if not wanted:
         return music

@@ -5,7 +5,12 @@ plexapi's `server.query`) instead of building plexapi objects, which is where mo
 time of `section.searchTracks()` goes. A listing truncates tags, so new or changed tracks
 (their `updatedAt` differs from the store's) are fetched again in full through
 `/library/metadata/{id,id,…}`, and so are the albums and artists they belong to, once per
-scan. An incremental scan lists only `updatedAt>>=` the last sync minus `overlap`.
+scan. An incremental scan lists only `updatedAt>>=` the last sync minus `overlap`. Every
+scan after the first also lists the albums and artists updated since the last sync and
+reports their genres (`SourcePage.album_genres`): an album edited in Plex changes none
+of its tracks' `updatedAt`. Only tracks of the configured sections exist for genred: one
+in a section left out of `plex.sections` is gone (the scope changed: the next sync is
+full and marks it removed).
 
 Two optional hooks serve the daemon: `request_scan` asks Plex to scan only the folders
 that changed and waits for it, `listen` turns Plex's websocket alerts into sync requests.
@@ -49,7 +54,7 @@ if TYPE_CHECKING:
 
 log = get_logger("genred.plex.source")
 
-TRACK = 10
+ARTIST, ALBUM, TRACK = 8, 9, 10
 # PMS's generic includeFields/excludeElements (OpenAPI spec); a server ignoring them is fine.
 LISTING_TRIM = (
     "includeFields=ratingKey,updatedAt"
@@ -106,13 +111,19 @@ class PlexSource:
         self.settings = settings
         self.plex: PlexConfig = context.config.plex
         self.web = context.config.web
+        self.cancel = context.cancel  # the daemon's stop: every retry wait ends on it
         self._server: PlexServer | None = None
 
     # -- the SourcePlugin protocol -------------------------------------------------------
 
+    def scope(self) -> Any:
+        """HasScope: what a full scan lists, the configured sections."""
+        return {"sections": sorted(str(s) for s in self.plex.sections)}
+
     def scan(self, request: ScanRequest) -> Iterator[SourcePage]:
-        server = self._server = connect(self.plex, self.settings.retries)
-        sections = music_sections(server, self.plex.sections, self.settings.retries)
+        server = self._server = connect(self.plex, self.settings.retries, self.cancel)
+        sections = music_sections(server, self.plex.sections, self.settings.retries, self.cancel)
+        configured = [str(s.key) for s in sections]
         since = None
         if request.since is not None:
             since = int((request.since - self.settings.overlap).timestamp())
@@ -125,20 +136,72 @@ class PlexSource:
             sections = sections[keys.index(str(resume["section"])) :]
         totals = {str(s.key): self._count(str(s.key), since) for s in sections[1:]}
         parents: dict[str, tuple[str, ...]] = {}  # album/artist ratingKey → genres, per scan
+        cursor: Any = None
         with _gc_paused():
             for n, section in enumerate(sections):
                 extra = sum(totals.values()) if n == 0 else None
-                yield from self._scan_section(
+                for page in self._scan_section(
                     str(section.key), since, request, resume if n == 0 else None, extra, parents
-                )
+                ):
+                    cursor = page.cursor
+                    yield page
+            if request.last_sync is not None:
+                after = int((request.last_sync - self.settings.overlap).timestamp())
+                yield self._parents_page(configured, after, parents, cursor)
 
     def gone(self, source_ids: Sequence[str]) -> set[str]:
+        """Those of `source_ids` Plex no longer has in the configured sections."""
         if self._server is None:
-            self._server = connect(self.plex, self.settings.retries)
+            self._server = connect(self.plex, self.settings.retries, self.cancel)
+        retries = self.settings.retries
+        sections = music_sections(self._server, self.plex.sections, retries, self.cancel)
+        watched = {str(s.key) for s in sections}
         present: set[str] = set()
         for found in self._metadata_many(list(source_ids), "checking tracks that went missing"):
-            present.update(el.get("ratingKey", "") for el in found if el.get("type") == "track")
+            for el in found:
+                section = el.get("librarySectionID") or found.get("librarySectionID")
+                if el.get("type") == "track" and (section is None or section in watched):
+                    present.add(el.get("ratingKey", ""))
         return set(source_ids) - present
+
+    def _parents_page(
+        self,
+        sections: Sequence[str],
+        after: int,
+        parents: dict[str, tuple[str, ...]],
+        cursor: Any,
+    ) -> SourcePage:
+        """The genres of the albums and artists updated in Plex since `after` (epoch s)."""
+        found: dict[int, list[str]] = {ALBUM: [], ARTIST: []}
+        for section in sections:
+            for kind in found:
+                key = _listing_key(section, after, kind)
+                offset, size = 0, self.settings.page_size
+                while True:
+                    what = f"listing updated {'albums' if kind == ALBUM else 'artists'}"
+                    container = self._get(key, offset, size, what)
+                    keys = [el.get("ratingKey", "") for el in container if el.get("ratingKey")]
+                    found[kind] += keys
+                    offset += len(keys)
+                    total = _int(container.get("totalSize"))
+                    if not keys or (offset >= total if total is not None else len(keys) < size):
+                        break
+        unread = sorted({k for keys in found.values() for k in keys if k not in parents})
+        for container in self._metadata_many(unread, "reading album/artist genres"):
+            for el in container:
+                parents[el.get("ratingKey", "")] = _tags(el, "Genre")
+        genres = {
+            kind: {k: parents[k] for k in keys if k in parents} for kind, keys in found.items()
+        }
+        if any(genres.values()):
+            log.info(
+                "albums and artists updated in Plex",
+                albums=len(genres[ALBUM]),
+                artists=len(genres[ARTIST]),
+            )
+        return SourcePage(
+            seen=[], cursor=cursor, album_genres=genres[ALBUM], artist_genres=genres[ARTIST]
+        )
 
     # -- optional hooks ------------------------------------------------------------------
 
@@ -165,8 +228,9 @@ class PlexSource:
         `wait` seconds, default `scan_wait`, or until `cancel` is set), and return the Plex
         folders asked for."""
         retries = self.settings.retries
-        server = connect(self.plex, retries)
-        sections = music_sections(server, self.plex.sections, retries)
+        cancel = cancel or self.cancel
+        server = connect(self.plex, retries, cancel)
+        sections = music_sections(server, self.plex.sections, retries, cancel)
         locations = {str(s.key): list(s.locations) for s in sections}
         plan, outside = scan_plan(paths, self.plex.path_map, locations)
         for path in outside:
@@ -174,11 +238,16 @@ class PlexSource:
         if not plan:
             return []
         timeout = self.settings.scan_wait.total_seconds() if wait is None else wait
-        before = self._section_states(server) if timeout > 0 else {}
+        before = self._section_states(server, cancel) if timeout > 0 else {}
         asked: list[str] = []
         for section in sections:
             for folder in plan.get(str(section.key), []):
-                call(partial(section.update, path=folder), f"asking Plex to scan {folder}", retries)
+                call(
+                    partial(section.update, path=folder),
+                    f"asking Plex to scan {folder}",
+                    retries,
+                    cancel,
+                )
                 asked.append(folder)
         log.info("asked Plex to scan", folders=asked)
         if timeout > 0:
@@ -197,16 +266,23 @@ class PlexSource:
             return None
 
         def watched() -> tuple[PlexServer, list[str]]:
-            server = connect(self.plex, self.settings.retries)
-            sections = music_sections(server, self.plex.sections, self.settings.retries)
+            retries = self.settings.retries
+            server = connect(self.plex, retries, alerts.stopping)
+            sections = music_sections(server, self.plex.sections, retries, alerts.stopping)
             return server, [str(s.key) for s in sections]
 
-        return PlexAlerts(watched, notify).start().stop
+        alerts = PlexAlerts(watched, notify)
+        return alerts.start().stop
 
-    def _section_states(self, server: PlexServer) -> dict[str, tuple[bool, str | None]]:
+    def _section_states(
+        self, server: PlexServer, cancel: threading.Event | None = None
+    ) -> dict[str, tuple[bool, str | None]]:
         """Section key → (refreshing, scannedAt), read afresh (plexapi caches sections)."""
         found = call(
-            lambda: server.query("/library/sections"), "reading scan states", self.settings.retries
+            lambda: server.query("/library/sections"),
+            "reading scan states",
+            self.settings.retries,
+            cancel or self.cancel,
         )
         return {
             el.get("key", ""): (el.get("refreshing") == "1", el.get("scannedAt"))
@@ -224,7 +300,7 @@ class PlexSource:
         started = time.monotonic()
         seen_refreshing = False
         while True:
-            states = self._section_states(server)
+            states = self._section_states(server, cancel)
             busy = any(states.get(k, (False, None))[0] for k in keys)
             seen_refreshing = seen_refreshing or busy
             rescanned = all(
@@ -346,7 +422,9 @@ class PlexSource:
     def _get(self, key: str, start: int, size: int, what: str) -> Element:
         headers = {"X-Plex-Container-Start": str(start), "X-Plex-Container-Size": str(size)}
         server = self._server_now()
-        found = call(lambda: server.query(key, headers=headers), what, self.settings.retries)
+        found = call(
+            lambda: server.query(key, headers=headers), what, self.settings.retries, self.cancel
+        )
         return found if found is not None else Element("MediaContainer")
 
     def _metadata(self, server: PlexServer, ids: Sequence[str], what: str) -> Element:
@@ -359,7 +437,7 @@ class PlexSource:
                 found = None
             return found if found is not None else Element("MediaContainer")
 
-        return call(fetch, what, self.settings.retries)
+        return call(fetch, what, self.settings.retries, self.cancel)
 
     def _metadata_many(self, ids: list[str], what: str) -> Iterator[Element]:
         """`_metadata` over `ids` in batches, `parallel` requests at a time, in order."""
@@ -421,9 +499,10 @@ def _outermost(folders: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- XML → records
 
 
-def _listing_key(section: str, since: int | None) -> str:
-    """Track listing; only ids and updatedAt are read from it, so ask for little else."""
-    key = f"/library/sections/{section}/all?type={TRACK}&{LISTING_TRIM}"
+def _listing_key(section: str, since: int | None, kind: int = TRACK) -> str:
+    """A listing (tracks by default); only ids and updatedAt are read from it, so ask for
+    little else."""
+    key = f"/library/sections/{section}/all?type={kind}&{LISTING_TRIM}"
     return key if since is None else f"{key}&updatedAt>>={since}"
 
 

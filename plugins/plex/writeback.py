@@ -51,13 +51,14 @@ class PlexWriteback:
             )
         self.settings = settings
         self.plex = context.config.plex
+        self.cancel = context.cancel  # the daemon's stop: every retry wait ends on it
         self._server: Any = None
         self._section_of: dict[str, str] = {}
 
     @property
     def server(self) -> Any:
         if self._server is None:
-            self._server = connect(self.plex, self.settings.retries)
+            self._server = connect(self.plex, self.settings.retries, self.cancel)
         return self._server
 
     def read(self, keys: Sequence[Key]) -> dict[Key, Values]:
@@ -82,7 +83,10 @@ class PlexWriteback:
         path = "/library/metadata/" + ",".join(ids)
         try:
             container = call(
-                lambda: self.server.query(path), f"reading {len(ids)} items", self.settings.retries
+                lambda: self.server.query(path),
+                f"reading {len(ids)} items",
+                self.settings.retries,
+                self.cancel,
             )
         except PlexRequestFailed as exc:
             if "no such item" in str(exc):
@@ -139,4 +143,5 @@ class PlexWriteback:
             lambda: server.query(path, method=server._session.put),
             f"writing {edit.field} of {len(ids)} {edit.kind}s",
             self.settings.retries,
+            self.cancel,
         )

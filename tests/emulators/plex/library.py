@@ -1,4 +1,4 @@
-"""PlexLibrary: the state behind the emulator (one music section), with its mutations."""
+"""PlexLibrary: the state behind the emulator (one music section, or more), with its mutations."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ class PlexLibrary:
         self._track_by_file: dict[str, int] = {}
         self._tracks_by_album: dict[int, list[int]] = {}
         self._albums_by_artist: dict[int, list[int]] = {}
+        # More music sections: id → (title, uuid, root), and the artists moved into them.
+        self.other_sections: dict[int, tuple[str, str, str]] = {}
+        self._section_of_artist: dict[int, int] = {}
 
     # -- builders ---------------------------------------------------------------------------
 
@@ -70,6 +73,36 @@ class PlexLibrary:
         from .sources import build_generated
 
         return build_generated(cls(name=f"generated-{seed}"), n_tracks, seed, audio_map)
+
+    # -- sections ---------------------------------------------------------------------------
+
+    def add_section(
+        self, section_id: int, title: str, artist_keys: Iterable[int], *, root: str | None = None
+    ) -> None:
+        """Another music section, holding these artists with their albums and tracks (as a
+        second library in PMS; its items leave the first one)."""
+        if section_id in (1, 2, self.section_id):
+            raise ValueError(f"section id {section_id} is taken")
+        root = (root or f"{self.root}-{section_id}").rstrip("/")
+        uuid = _uuid(hex_id("section", self.section_uuid, section_id, length=32))
+        self.other_sections[section_id] = (title, uuid, root)
+        for key in artist_keys:
+            self._section_of_artist[key] = section_id
+            artist = self.artists[key]
+            for item in [artist, *self.albums_of(key), *self.tracks_of_artist(key)]:
+                item.touch()
+
+    def section_ids(self) -> list[int]:
+        return [self.section_id, *self.other_sections]
+
+    def section_of(self, item: Item) -> int:
+        """The music section an artist, album or track belongs to."""
+        key = item.artist_key if isinstance(item, Album | Track) else item.rating_key
+        return self._section_of_artist.get(key, self.section_id)
+
+    def section_title_of(self, section_id: int) -> str:
+        other = self.other_sections.get(section_id)
+        return other[0] if other else self.section_title
 
     # -- lookups ----------------------------------------------------------------------------
 

@@ -108,8 +108,10 @@ class Renderer:
         """`GET /library/sections`: library_sections.xml, the Music section pointed at our root."""
         lib = self.lib
         lines = recorded("library_sections.xml").split("\n")
+        music: list[str] = []  # the recorded Music directory, for more music sections
         for n, line in enumerate(lines):
             if 'type="artist"' in line:
+                music = lines[n : n + 3]
                 line = line.replace('key="3"', f'key="{lib.section_id}"')
                 line = line.replace("/library/sections/3/", f"/library/sections/{lib.section_id}/")
                 line = line.replace("1eeace5d-4839-45e8-90b0-8d03b3375744", lib.section_uuid)
@@ -121,6 +123,23 @@ class Renderer:
                 lines[n] = line
             elif 'path="/storage/music"' in line:
                 lines[n] = line.replace('path="/storage/music"', f'path="{esc(lib.root)}"')
+        more = []
+        for sid, (title, uuid, root) in lib.other_sections.items():
+            head, location, end = music
+            head = head.replace('key="3"', f'key="{sid}"').replace(
+                'title="Music"', f'title="{esc(title)}"'
+            )
+            head = head.replace("/library/sections/3/", f"/library/sections/{sid}/")
+            head = head.replace("1eeace5d-4839-45e8-90b0-8d03b3375744", uuid)
+            head = head.replace('hidden="1"', 'hidden="0"')
+            location = location.replace('id="3"', f'id="{sid}"')
+            more += [head, location.replace('path="/storage/music"', f'path="{esc(root)}"'), end]
+        if more:
+            at = lines.index("</MediaContainer>")
+            lines[at:at] = more
+            lines[0] = re.sub(
+                r'size="\d+"', f'size="{3 + len(lib.other_sections)}"', lines[0], count=1
+            )
         return "\n".join(lines).encode()
 
     def sorts(self) -> bytes:
@@ -141,28 +160,35 @@ class Renderer:
     # -- common container attributes --------------------------------------------------------
 
     def section_container(
-        self, type_code: int, size: int, total: int | None, offset: int | None
+        self,
+        type_code: int,
+        size: int,
+        total: int | None,
+        offset: int | None,
+        section_id: int | None = None,
     ) -> list[tuple[str, object]]:
         """Attributes of `/library/sections/{id}/all` (library_music_metadata.xml)."""
         view = {ARTIST: ("All Artists", "artist", 131124), ALBUM: ("All Albums", "album", 65592)}
         title2, group, mode = view.get(type_code, ("All Tracks", "track", 65593))
         lib = self.lib
+        sid = lib.section_id if section_id is None else section_id
+        uuid = lib.other_sections[sid][1] if sid in lib.other_sections else lib.section_uuid
         return [
             ("size", size),
             ("totalSize", total),
             ("allowSync", 1),
             ("art", "/:/resources/artist-fanart.jpg"),
             ("identifier", IDENTIFIER),
-            ("librarySectionID", lib.section_id),
-            ("librarySectionTitle", lib.section_title),
-            ("librarySectionUUID", lib.section_uuid),
+            ("librarySectionID", sid),
+            ("librarySectionTitle", lib.section_title_of(sid)),
+            ("librarySectionUUID", uuid),
             ("mediaTagPrefix", TAG_PREFIX),
             ("mediaTagVersion", MEDIA_TAG_VERSION),
             ("nocache", 1),
             ("offset", offset),
             ("sortAsc", 1),
             ("thumb", "/:/resources/artist.png"),
-            ("title1", lib.section_title),
+            ("title1", lib.section_title_of(sid)),
             ("title2", title2),
             ("viewGroup", group),
             ("viewMode", mode),
@@ -298,7 +324,7 @@ class Renderer:
         lib = self.lib
         album = lib.albums[t.album_key]
         artist = lib.artists[t.artist_key]
-        ak, bk, sid = artist.rating_key, album.rating_key, lib.section_id
+        ak, bk, sid = artist.rating_key, album.rating_key, lib.section_of(t)
         art = f"/library/metadata/{ak}/art/{artist.added_at}"
         album_thumb = f"/library/metadata/{bk}/thumb/{album.added_at}"
         viewed = f' lastViewedAt="{t.last_viewed_at}"' if t.last_viewed_at is not None else ""
@@ -314,7 +340,7 @@ class Renderer:
             f'grandparentTitle="{esc(artist.title)}" guid="{esc(t.guid)}" index="{t.index}" '
             f'key="/library/metadata/{t.rating_key}"{viewed} librarySectionID="{sid}" '
             f'librarySectionKey="/library/sections/{sid}" '
-            f'librarySectionTitle="{esc(lib.section_title)}"{original} '
+            f'librarySectionTitle="{esc(lib.section_title_of(sid))}"{original} '
             f'parentGuid="{esc(album.guid)}" parentIndex="{t.disc}" '
             f'parentKey="/library/metadata/{bk}" parentRatingKey="{bk}" '
             f'parentThumb="{album_thumb}" parentTitle="{esc(album.title)}"{year} '
@@ -390,9 +416,9 @@ class Renderer:
                 ("type", "album"),
                 ("title", a.title),
                 ("parentKey", f"/library/metadata/{artist.rating_key}"),
-                ("librarySectionTitle", section and lib.section_title),
-                ("librarySectionID", section and lib.section_id),
-                ("librarySectionKey", section and f"/library/sections/{lib.section_id}"),
+                ("librarySectionTitle", section and lib.section_title_of(lib.section_of(a))),
+                ("librarySectionID", section and lib.section_of(a)),
+                ("librarySectionKey", section and f"/library/sections/{lib.section_of(a)}"),
                 ("parentTitle", artist.title),
                 ("summary", a.summary),
                 ("index", 1),
@@ -429,9 +455,9 @@ class Renderer:
                 ("guid", a.guid),
                 ("type", "artist"),
                 ("title", a.title),
-                ("librarySectionTitle", section and lib.section_title),
-                ("librarySectionID", section and lib.section_id),
-                ("librarySectionKey", section and f"/library/sections/{lib.section_id}"),
+                ("librarySectionTitle", section and lib.section_title_of(lib.section_of(a))),
+                ("librarySectionID", section and lib.section_of(a)),
+                ("librarySectionKey", section and f"/library/sections/{lib.section_of(a)}"),
                 ("summary", a.summary),
                 ("index", 1),
                 ("thumb", f"/library/metadata/{a.rating_key}/thumb/{a.added_at}"),

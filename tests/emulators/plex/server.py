@@ -372,8 +372,8 @@ class _Router:
         return Paging.read(self.req.query, self.req.headers)
 
     def _section(self, sid: str) -> bool:
-        """True for the music section, False for the recorded (empty) movie/TV sections."""
-        if int(sid) == self.lib.section_id:
+        """True for a music section, False for the recorded (empty) movie/TV sections."""
+        if int(sid) in self.lib.section_ids():
             return True
         if int(sid) in (1, 2):
             return False
@@ -429,10 +429,12 @@ class _Router:
             keys: list[int] = []
         else:
             keys = select(self.lib, type_code, self.req.pairs, self.now)
+            if self.lib.other_sections:  # only this section's items
+                keys = [k for k in keys if self.lib.section_of(self.lib.item(k)) == int(sid)]
         reply = self._paged(
             keys,
             lambda size, total, offset: self.render.section_container(
-                type_code, size, total, offset
+                type_code, size, total, offset, int(sid)
             ),
             lambda key: self.render.item(self.lib.item(key)),
         )
