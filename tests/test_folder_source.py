@@ -538,3 +538,21 @@ def test_folder_source_is_registered_and_loads_from_the_config(music: Path) -> N
     assert plugin.extensions == {".mp3", ".flac"}
     assert plugin.folders[0].path == str(music)
     assert FolderSource.supports_paths is True
+
+
+def test_a_folder_taken_out_of_the_config_has_its_tracks_removed(tmp_path: Path) -> None:
+    from genred.testing import Harness
+
+    keep, drop = tmp_path / "keep", tmp_path / "drop"
+    for folder in (keep, drop):
+        folder.mkdir()
+        shutil.copy(AUDIO / "debian" / "wesnoth_revelation.ogg", folder / "one.ogg")
+    both = f"folders: ['{keep}', '{drop}']\nplugins: {{sources: [folder]}}\n"
+    with Harness(tmp_path, both) as lib:
+        assert lib.run("sync")["added"] == 2
+    one = f"folders: ['{keep}']\nplugins: {{sources: [folder]}}\n"
+    with Harness(tmp_path, one) as lib:
+        counts = lib.run("sync")  # incremental by default; the changed scope makes it full
+        assert counts["full"] == 1 and counts["removed"] == 1
+        rows = lib.store.conn.execute("SELECT path, removed FROM tracks ORDER BY path").fetchall()
+        assert rows == [(str(drop / "one.ogg"), 1), (str(keep / "one.ogg"), 0)]

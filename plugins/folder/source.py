@@ -174,6 +174,11 @@ class FolderSource:
             total = len(files) if start == 0 else None
             yield self._page(files[start : start + size], request, total, full)
 
+    def scope(self) -> Any:
+        """HasScope: the configured folders. A folder taken out of `folders:` makes the
+        next sync full, and its tracks are then removed (no folder covers them)."""
+        return sorted([f.path, f.recursive] for f in self.folders)
+
     def gone(self, source_ids: Sequence[str]) -> set[str]:
         """Files that are not there, or no configured folder covers any more.
 
