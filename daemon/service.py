@@ -28,7 +28,7 @@ from .locks import InstanceLock
 from .logs import configure_logging, get_logger
 from .notify import Notifier
 from .scheduler import JobScheduler, describe
-from .stages import CHAINED, SCHEDULED, lock_of
+from .stages import CHAINED, SCHEDULED, item_jobs, lock_of
 from .store import Store, StoreError
 from .watcher import Changes, FolderWatcher
 from .worker import Runtime, Worker
@@ -60,7 +60,7 @@ class Service:
         self.worker = Worker(lambda: self._runtime, self.cancel, self._status)
         self.worker.retry_requested = lambda delay: self._schedule_requested(delay)
         self.worker.run_at = self._run_stage_at
-        self.scheduler = JobScheduler(self.worker.scheduled)
+        self.scheduler = JobScheduler(self.worker.scheduled, run_item=self.worker.item)
         self.instance = InstanceLock(config.data_dir)
         self.watcher: FolderWatcher | None = None
         self.web: Any = None
@@ -84,7 +84,9 @@ class Service:
             interrupted = self._prepare_store()
             self._report_unavailable()
             first_sync = self.config.schedule.first_sync_after.total_seconds()
-            self.scheduler.start(self.config.schedule, first_sync_in=first_sync)
+            self.scheduler.start(
+                self.config.schedule, first_sync_in=first_sync, items=_item_schedules(self.config)
+            )
             self._resume(interrupted)
             if self.notifier.watchdog_interval is not None:
                 self.scheduler.heartbeat(self.notifier.watchdog, self.notifier.watchdog_interval)
@@ -117,10 +119,14 @@ class Service:
 
     def _resume(self, jobs: list[str]) -> None:
         """A stage whose last run was cut short (stop, crash, kill -9) runs again soon."""
+        items = item_jobs(self.config)
         for job in jobs:
             if job in CHAINED and self.config.schedule.of(job).enabled:
                 log.info("resuming an interrupted stage", job=job)
                 self.scheduler.soon(f"resume-{job}", self.worker.scheduled, 1.0, job, "resume")
+            elif job in items:  # a push cut short goes on (it reads the remote first)
+                log.info("resuming an interrupted job", job=job)
+                self.scheduler.soon(f"resume-{job}", self.worker.item, 1.0, job, "resume")
 
     def _report_unavailable(self) -> None:
         for (kind, name), reason in self._runtime.plugins.unavailable.items():
@@ -210,6 +216,7 @@ class Service:
         for instance in dropped:
             _close(instance)
         rescheduled = self.scheduler.apply(new.schedule)
+        rescheduled += self.scheduler.apply_items(_item_schedules(new))
         if new.folders != old.folders or new.watch != old.watch:
             self._stop_watcher()
             self._start_watcher()
@@ -249,14 +256,15 @@ class Service:
         if not self.cancel.is_set():
             self.scheduler.soon(REQUESTED, self.worker.requested, delay)
 
-    def _run_stage_at(self, stage: str, when: datetime) -> None:
-        """Run `stage` once at `when` (a spent per-day budget returns), not before."""
+    def _run_stage_at(self, job: str, when: datetime) -> None:
+        """Run `job` (a stage, or a saved playlist's job) once at `when` (a spent per-day
+        budget returns, a long 429 is over), not before."""
         if self.cancel.is_set():
             return
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
         delay = max(1.0, (when - datetime.now(UTC)).total_seconds())
-        self.scheduler.soon(f"later-{stage}", self.worker.scheduled, delay, stage, "budget")
-        log.info("stage rescheduled", stage=stage, at=when.isoformat(), in_seconds=round(delay))
+        self.scheduler.soon(f"later-{job}", self.worker.named, delay, job, "budget")
+        log.info("job rescheduled", job=job, at=when.isoformat(), in_seconds=round(delay))
 
     def _on_changes(self, changes: Changes) -> None:
         log.info(
@@ -400,6 +408,10 @@ class Service:
                 _close(instance)
         self.instance.release()
         log.info("stopped", reason=reason)
+
+
+def _item_schedules(config: Config) -> dict[str, Any]:
+    return {job: schedule for job, (_stage, schedule, _options) in item_jobs(config).items()}
 
 
 def _digest(path: Path) -> str | None:
