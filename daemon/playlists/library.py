@@ -174,11 +174,16 @@ class Library:
         near: list[str] = []
         if ancestors:
             near += [g for g in self.taxonomy.children(ancestors[0]) if g != genre]
-            near += ancestors
+            near += ancestors[:1]
+            if len(ancestors) > 1:  # the parent's siblings: Latin beside Brazilian
+                near += [g for g in self.taxonomy.children(ancestors[1]) if g != ancestors[0]]
+            near += ancestors[1:]
         else:
             near += self.taxonomy.children(genre)
-        counted = [(g, self.genre_count(g)) for g in near]
-        return sorted((c for c in counted if c[1] > 0), key=lambda c: -c[1])[:limit]
+        own = self.genre_count(genre)
+        counted = [(g, self.genre_count(g)) for g in dict.fromkeys(near)]
+        more = [c for c in counted if c[1] > own]
+        return sorted(more, key=lambda c: -c[1])[:limit]
 
     def admitted_alone(self, intent: Intent) -> dict[str, int]:
         """How many tracks each hard constraint would admit on its own (for a shortfall)."""

@@ -124,10 +124,11 @@ def create(
     prompt = check_prompt(prompt)
     if name is not None:
         name = _checked_name(name)
-        if q.find(ctx.store, name) is not None:
+        existing = q.find(ctx.store, name)
+        if existing is not None:
             raise PlaylistError(
-                f"a playlist named {name!r} exists: refine it (genred playlist refine "
-                f'{_quoted(name)} "…"), delete it, or choose another --name'
+                f"a playlist named {existing.name!r} exists: refine it (genred playlist refine "
+                f'{_quoted(existing.name)} "…"), delete it, or choose another --name'
             )
     chosen_targets = list(targets if targets is not None else ctx.config.playlists.targets)
     for target in chosen_targets:

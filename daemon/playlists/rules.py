@@ -232,12 +232,15 @@ class RulesParser:
     def _negations(self, text: str, out: ParsedPrompt) -> str:
         while m := _NEGATION.search(text):
             phrase = _NOUNS.sub(" ", m.group(1)).strip()
+            about = bool(_NOUNS.search(m.group(1)))  # "the christmas songs": titles too
             text = _cut(text, m)
             if not phrase:
                 continue
             genre = self._genre_in(phrase)
             if genre:
                 out.add("exclude_genres", genre)
+                if about:
+                    out.add("avoid", *[_singular(w) for w in fold(phrase).split()])
             elif artist := self.vocabulary.artist(phrase):
                 out.add("exclude_artists", artist)
             elif (word := fold(phrase)) in MOOD_WORDS:
@@ -295,7 +298,6 @@ class RulesParser:
         return genre
 
     def _words(self, words: list[str], out: ParsedPrompt) -> None:
-        vibe: list[str] = []
         for word in words:
             key = fold(word)
             if not key or key in STOPWORDS or key.isdigit():
@@ -307,9 +309,8 @@ class RulesParser:
                 out.add("moods", *self._moods(MOOD_WORDS[key]))
             if not placed:
                 out.unplaced.append(word)
-            vibe.append(word)
-        if vibe:
-            out.fields["vibe"] = " ".join(vibe)
+        if out.unplaced:  # what no field holds: for semantic search and the LLM's ranking
+            out.fields["vibe"] = " ".join(out.unplaced)
 
 
 def _cut(text: str, match: re.Match[str]) -> str:

@@ -163,12 +163,15 @@ class Selector:
         report.candidates = len(passing)
         ranked = sorted(passing, key=lambda c: (-scored[c.id].score, _jitter(seed, c.id)))
         by_id = {c.id: c for c in pool}
+        outside = [i for i in pinned if i not in by_id and i not in banned_ids]
+        if outside:  # a pin is a person's wish: it stays even where the intent says no
+            for c in self.library.candidates(Intent(), ids=outside):
+                by_id[c.id] = c
+                scored[c.id] = scorer.score(c)
         pinned_here = [by_id[i] for i in pinned if i in by_id]
         missing_pins = [i for i in pinned if i not in by_id]
         if missing_pins:
-            report.notes.append(
-                f"{len(missing_pins)} pinned tracks no longer fit or are gone from the library"
-            )
+            report.notes.append(f"{len(missing_pins)} pinned tracks are gone from the library")
         fixed: list[Candidate] = list(pinned_here)
         if previous and refresh:
             fixed += self._kept(previous, ranked, scored, target_n, keep, seed, fixed)
@@ -207,63 +210,33 @@ class Selector:
         per_album: int,
         report: SelectionReport,
     ) -> list[Candidate]:
-        """The pool behind the soft preferences, relaxed until `need` tracks can be had."""
-        base = ENERGY_RANGES[intent.energy] if intent.energy else (0.0, 1.0)
-        energy_on = intent.energy is not None
-        moods = {fold(m) for m in intent.moods}
-        labels = {fold(x) for x in intent.labels}
-        widened = 0
+        """The pool behind the soft preferences, relaxed until `need` tracks can be had.
 
-        def bounds() -> tuple[float, float]:
-            return base[0] - widened * ENERGY_STEP, base[1] + widened * ENERGY_STEP
-
-        def passing() -> list[Candidate]:
-            lo, hi = bounds()
-            out = []
-            for c in pool:
-                if energy_on and (c.energy is None or not lo <= c.energy <= hi):
-                    continue
-                if labels and not labels & {fold(x) for x in c.labels}:
-                    continue
-                if moods and not moods & {fold(m) for m in c.moods}:
-                    continue
-                out.append(c)
-            return out
-
-        current = passing()
-        for step in self._relax_steps(intent):
-            if _fillable(current, per_artist, per_album) >= need:
+        Steps are taken in the declared order while too few pass; then every step that
+        turns out not to be needed (the later ones sufficed) is taken back, so the report
+        lists exactly what was given up, each with the candidates it let in.
+        """
+        relax = _Relaxation(intent)
+        steps = relax.steps()
+        applied: list[str] = []
+        for step in steps:
+            if _fillable(relax.passing(pool), per_artist, per_album) >= need:
                 break
-            before = len(current)
-            if step == "energy+":
-                widened += 1
-                text = f"energy {_range_text(base)} widened to {_range_text(bounds())}"
-            elif step == "energy":
-                text = f"energy {_range_text(base)} dropped"
-                energy_on = False
-            elif step == "labels":
-                text = f"labels {', '.join(intent.labels)} dropped"
-                labels = set()
-            else:
-                text = f"moods {', '.join(intent.moods)} dropped"
-                moods = set()
-            current = passing()
-            if len(current) > before:  # a step that admits nothing new is not worth a word
-                report.relaxed.append(
-                    f"{text} to reach {need} ({before} → {len(current)} candidates)"
-                )
-        return current
-
-    @staticmethod
-    def _relax_steps(intent: Intent) -> list[str]:
-        steps: list[str] = []
-        if intent.energy:
-            steps += ["energy+"] * ENERGY_STEPS + ["energy"]
-        if intent.labels:
-            steps.append("labels")
-        if intent.moods:
-            steps.append("moods")
-        return steps
+            relax.apply(step)
+            applied.append(step)
+        for step in list(applied):  # take back what was not needed, first given up first
+            trial = relax.without(step, applied)
+            if _fillable(trial.passing(pool), per_artist, per_album) >= need:
+                applied.remove(step)
+                relax = trial
+        replay = _Relaxation(intent)
+        for step in applied:
+            before = len(replay.passing(pool))
+            text = replay.describe(step)
+            replay.apply(step)
+            after = len(replay.passing(pool))
+            report.relaxed.append(f"{text} to reach {need} ({before} → {after} candidates)")
+        return relax.passing(pool)
 
     # ------------------------------------------------------------------ picking
 
@@ -510,6 +483,88 @@ class _Scorer:
         if track in fixed:
             parts.append("kept from before")
         return " · ".join(parts)
+
+
+class _Relaxation:
+    """Which soft preferences filter, and how far energy is widened."""
+
+    def __init__(self, intent: Intent) -> None:
+        self.intent = intent
+        self.base = ENERGY_RANGES[intent.energy] if intent.energy else (0.0, 1.0)
+        self.energy_on = intent.energy is not None
+        self.widened = 0
+        self.moods = {fold(m) for m in intent.moods}
+        self.labels = {fold(x) for x in intent.labels}
+
+    def steps(self) -> list[str]:
+        """The declared order: energy widened step by step then dropped, labels, moods."""
+        out: list[str] = []
+        if self.intent.energy:
+            out += [f"energy+{i + 1}" for i in range(ENERGY_STEPS)] + ["energy"]
+        if self.intent.labels:
+            out.append("labels")
+        if self.intent.moods:
+            out.append("moods")
+        return out
+
+    def bounds(self) -> tuple[float, float]:
+        return self.base[0] - self.widened * ENERGY_STEP, self.base[1] + self.widened * ENERGY_STEP
+
+    def apply(self, step: str) -> None:
+        if step.startswith("energy+"):
+            self.widened = int(step.removeprefix("energy+"))
+        elif step == "energy":
+            self.energy_on = False
+        elif step == "labels":
+            self.labels = set()
+        else:
+            self.moods = set()
+
+    def without(self, step: str, applied: Sequence[str]) -> _Relaxation:
+        """The relaxation with `step` taken back (a widening: back to the one before)."""
+        trial = _Relaxation(self.intent)
+        for other in applied:
+            if not _taken_back_with(step, other):
+                trial.apply(other)
+        return trial
+
+    def describe(self, step: str) -> str:
+        if step.startswith("energy+"):
+            widened = self.widened
+            self.widened = int(step.removeprefix("energy+"))
+            text = f"energy {_range_text(self.base)} widened to {_range_text(self.bounds())}"
+            self.widened = widened
+            return text
+        if step == "energy":
+            return f"energy {_range_text(self.base)} dropped"
+        if step == "labels":
+            return f"labels {', '.join(self.intent.labels)} dropped"
+        return f"moods {', '.join(self.intent.moods)} dropped"
+
+    def passing(self, pool: Sequence[Candidate]) -> list[Candidate]:
+        lo, hi = self.bounds()
+        out = []
+        for c in pool:
+            if self.energy_on and (c.energy is None or not lo <= c.energy <= hi):
+                continue
+            if self.labels and not self.labels & {fold(x) for x in c.labels}:
+                continue
+            if self.moods and not self.moods & {fold(m) for m in c.moods}:
+                continue
+            out.append(c)
+        return out
+
+
+def _taken_back_with(step: str, other: str) -> bool:
+    """Whether taking back `step` takes back `other` too: a widening goes with the wider
+    ones and with dropping energy altogether."""
+    if other == step:
+        return True
+    if step.startswith("energy+") and other.startswith("energy"):
+        return other == "energy" or int(other.removeprefix("energy+")) > int(
+            step.removeprefix("energy+")
+        )
+    return False
 
 
 def _strictly(intent: Intent, tracks: Sequence[Candidate], fields: set[str]) -> list[Candidate]:
