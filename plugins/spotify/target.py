@@ -74,7 +74,7 @@ class SpotifyPlaylists:
         if meta is None:
             return None
         first = self.calls.call(
-            lambda c: c._get(f"playlists/{remote_id}/items", limit=100, offset=0),
+            lambda c: c._get(f"playlists/{remote_id}/items", limit=50, offset=0),
             "reading a playlist's items",
             cancel,
         )
