@@ -302,7 +302,7 @@ def test_minutes_fill_a_length(lib) -> None:
 
 
 def test_refine_pins_drops_and_undo(lib) -> None:
-    _h, ids, ctx = lib
+    _h, _ids, ctx = lib
     made = create(ctx, "calm jazz, 8 songs", name="Evening")
     assert made.playlist is not None and made.playlist.version == 1
     first = made.preview

@@ -54,7 +54,7 @@ def plan_edits(
     with it (the longest such run), stay; the rest go (every entry of them), then what is
     missing is inserted at its place. A target without positional inserts can only
     append, so unless what stays is the start of `wanted`, the playlist is replaced. A
-    replace is also chosen when it needs fewer requests.
+    replace is also chosen when it saves at least two requests (scattered changes).
     """
     position = {item: i for i, item in enumerate(wanted)}
     first: dict[str, int] = {}
@@ -93,7 +93,7 @@ def plan_edits(
     else:
         return _replace(wanted, max_items)
     replace = _replace(wanted, max_items)
-    if current and len(replace) < len(edits):
+    if current and len(replace) + 1 < len(edits):  # a diff keeps when each track was added
         return replace
     return edits
 
