@@ -262,11 +262,15 @@ def refresh(
     tracks stay, the rest is drawn (seed from the date), recently added ones preferred."""
     row, head = _load(ctx, name)
     library = ctx.library()
-    intent = head_intent(head)
+    reason = f"refresh {ctx.day().isoformat()}"
+    base = head
+    if head.reason == reason and head.parent is not None:  # refreshed today already: the
+        base = q.version(ctx.store, row.id, head.parent) or head  # same draw from the same base
+    intent = head_intent(base)
     reading = Reading(intent, [], 0, "stored")
     chosen, report = _select(
         ctx, library, intent, row.name, row.prompt, None,
-        previous=head.track_ids, pinned=head.pinned, banned=head.banned, keep=keep, refresh=True,
+        previous=base.track_ids, pinned=head.pinned, banned=head.banned, keep=keep, refresh=True,
     )  # fmt: skip
     notes = _notes(library, reading, report)
     if [c.track.id for c in chosen] == head.track_ids:
