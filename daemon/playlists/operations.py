@@ -276,17 +276,7 @@ def refresh(
     if [c.track.id for c in chosen] == head.track_ids:
         notes.append("the refresh chose the same tracks: no new version")
         return _changed(ctx, row.name, head, notes, push, [], stored=False)
-    _store(
-        ctx,
-        row.id,
-        head.number,
-        f"refresh {ctx.day().isoformat()}",
-        intent,
-        chosen,
-        head.banned,
-        report,
-        reading,
-    )
+    _store(ctx, row.id, base.number, reason, intent, chosen, head.banned, report, reading)
     return _changed(ctx, row.name, head, notes, push, [])
 
 
