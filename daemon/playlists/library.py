@@ -16,22 +16,35 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
-from ..store import Store
+from ..store import Store, state
 from ..taxonomy import Taxonomy
 from .energy import EnergyEstimator
 from .intent import Intent
 
 IDS = "SELECT value FROM json_each(?)"
+VOCABULARY_KEY = "playlists.vocabulary"
+VOCABULARY_VERSION = 1
 
 
 def fold(text: object) -> str:
     """ "Beyoncé – Halo!" → "beyonce halo": what names and words are compared as."""
-    decomposed = unicodedata.normalize("NFKD", str(text or ""))
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    return " ".join(re.sub(r"[^\w]+", " ", plain).split())
+    return _fold(str(text or ""))
+
+
+_PUNCTUATION = re.compile(r"[^\w]+")
+
+
+@lru_cache(maxsize=262_144)  # artists, albums, moods and labels repeat over a library
+def _fold(text: str) -> str:
+    if text.isascii():
+        plain = text.casefold()
+    else:
+        decomposed = unicodedata.normalize("NFKD", text)
+        plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return " ".join(_PUNCTUATION.sub(" ", plain).split())
 
 
 @dataclass(slots=True)
@@ -54,10 +67,11 @@ class Candidate:
     confidence: float
     decided: bool
     energy: float | None = None
+    artist_key: str = ""  # the artist, folded (caps and spacing compare these)
 
-    @property
-    def artist_key(self) -> str:
-        return fold(self.artist or self.album_artist)
+    def __post_init__(self) -> None:
+        if not self.artist_key:
+            self.artist_key = fold(self.artist or self.album_artist)
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,33 @@ class Vocabulary:
         return _spelled(self.labels, name)
 
 
+def _vocabulary_json(vocab: Vocabulary) -> dict[str, Any]:
+    return {
+        "genres": dict(vocab.genres),
+        "moods": dict(vocab.moods),
+        "labels": dict(vocab.labels),
+        "artists": dict(vocab.artists),
+        "tracks": vocab.tracks,
+        "decided": vocab.decided,
+    }
+
+
+def _vocabulary_from(data: dict[str, Any]) -> Vocabulary:
+    artists = Counter({str(k): int(v) for k, v in data["artists"].items()})
+    folded: dict[str, str] = {}
+    for name, _n in artists.most_common():
+        folded.setdefault(fold(name), name)
+    return Vocabulary(
+        Counter(data["genres"]),
+        Counter(data["moods"]),
+        Counter(data["labels"]),
+        artists,
+        int(data["tracks"]),
+        int(data["decided"]),
+        folded,
+    )
+
+
 def _spelled(counts: Counter[str], name: str) -> str | None:
     wanted = fold(name)
     return next((k for k in counts if fold(k) == wanted), None)
@@ -100,6 +141,26 @@ class Library:
 
     @cached_property
     def vocabulary(self) -> Vocabulary:
+        """What the library holds; kept in the store's `state` until the library changes
+        (counting over 100k decisions is most of a selection's fixed cost)."""
+        mark = self._fingerprint()
+        kept = state.get(self.store, VOCABULARY_KEY)
+        if isinstance(kept, dict) and kept.get("fingerprint") == mark:
+            return _vocabulary_from(kept)
+        vocab = self._count_vocabulary()
+        state.put(self.store, VOCABULARY_KEY, {"fingerprint": mark, **_vocabulary_json(vocab)})
+        return vocab
+
+    def _fingerprint(self) -> list[Any]:
+        conn = self.store.conn
+        tracks = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(removed), 0), MAX(changed_at), MAX(removed_at), "
+            "MAX(synced_at) FROM tracks"
+        ).fetchone()
+        decisions = conn.execute("SELECT COUNT(*), MAX(decided_at) FROM decisions").fetchone()
+        return [VOCABULARY_VERSION, *tracks, *decisions]
+
+    def _count_vocabulary(self) -> Vocabulary:
         conn = self.store.conn
         tracks, decided = conn.execute(
             "SELECT COUNT(*), COUNT(d.track_id) FROM tracks t "
@@ -239,6 +300,13 @@ class Library:
                 f"WHERE value IN ({IDS})))"
             )
             params.append(json.dumps(sorted(unwanted)))
+        for column, names in (("labels", intent.exclude_labels), ("moods", intent.exclude_moods)):
+            if names:  # as decided (undecided tracks are checked below, folded)
+                where.append(
+                    f"(d.track_id IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(d.{column}) "
+                    f"WHERE value IN ({IDS})))"
+                )
+                params.append(json.dumps(sorted(names)))
         rows = self.store.conn.execute(
             "SELECT t.id, t.artist, t.album_artist, t.album, t.album_source_id, t.title, t.year,"
             " t.duration_ms, t.first_seen_at, t.isrc, d.genres, d.moods, d.labels,"
@@ -250,21 +318,27 @@ class Library:
         check = _PythonChecks(intent, wanted, unwanted)
         out: list[Candidate] = []
         energy_of: dict[tuple[str, str, str], float | None] = {}
+        decoded: dict[str, tuple[str, ...]] = {}  # JSON lists repeat: decode each once
+
+        def listed(text: str) -> tuple[str, ...]:
+            found = decoded.get(text)
+            if found is None:
+                found = decoded[text] = tuple(json.loads(text))
+            return found
+
         for row in rows:
             if not check.names(row[1], row[2], row[3], row[5]):
                 continue
             decided = row[10] is not None
             if decided:
-                genres = tuple(json.loads(row[10]))
-                moods = tuple(json.loads(row[11]))
-                labels = tuple(json.loads(row[12]))
+                genres, moods, labels = listed(row[10]), listed(row[11]), listed(row[12])
             else:
                 genres = tuple(self._tag_genres(row[14], row[15]))
-                moods = tuple(json.loads(row[16]))
+                moods = listed(row[16])
                 labels = ()
                 if (wanted and not wanted.intersection(genres)) or unwanted.intersection(genres):
                     continue
-            if not check.tags(genres, moods, labels):
+            if not check.tags(genres, moods, labels, checked_in_sql=decided):
                 continue
             key = (row[10] or "", row[11] or row[16], row[12] or "")
             if key not in energy_of:
@@ -333,22 +407,32 @@ class _PythonChecks:
 
     def names(self, artist: str | None, album_artist: str | None, album: str | None,
               title: str | None) -> bool:  # fmt: skip
-        people = {fold(artist), fold(album_artist)} - {""}
-        if self.artists and not people & self.artists:
-            return False
-        if self.not_artists and people & self.not_artists:
-            return False
+        if self.artists or self.not_artists:
+            people = {fold(artist), fold(album_artist)} - {""}
+            if self.artists and not people & self.artists:
+                return False
+            if self.not_artists and people & self.not_artists:
+                return False
         if self.avoid:
             text = f" {fold(title)} {fold(album)} "
             if any(f" {word} " in text for word in self.avoid):
                 return False
         return True
 
-    def tags(self, genres: Sequence[str], moods: Sequence[str], labels: Sequence[str]) -> bool:
+    def tags(
+        self,
+        genres: Sequence[str],
+        moods: Sequence[str],
+        labels: Sequence[str],
+        *,
+        checked_in_sql: bool = False,
+    ) -> bool:
         if self.avoid:
             text = " " + " ".join(fold(g) for g in genres) + " "
             if any(f" {word} " in text for word in self.avoid):
                 return False
+        if checked_in_sql:  # a decided track's moods and labels were excluded by the query
+            return True
         if self.not_moods and {fold(m) for m in moods} & self.not_moods:
             return False
         return not (self.not_labels and {fold(label) for label in labels} & self.not_labels)

@@ -152,17 +152,20 @@ class Selector:
         target_n = report.asked or max(1, round((intent.minutes or 0) * 60_000 / AVERAGE_TRACK_MS))
         banned_ids = set(banned)
         pool = [c for c in self.library.candidates(intent) if c.id not in banned_ids]
-        scorer = _Scorer(self, intent, pool, report, refresh)
-        scored = {c.id: scorer.score(c) for c in pool}
-        pool = one_per_recording(pool, versions=intent.versions, rank=lambda c: scored[c.id].score)
+        # One version of each recording (versions of one song ranked by confidence: the
+        # soft preferences do not tell a remaster from the original).
+        pool = one_per_recording(pool, versions=intent.versions, rank=lambda c: c.confidence)
         report.pool = len(pool)
         per_artist = intent.per_artist or (10**6 if intent.artists else s.per_artist)
         per_album = intent.per_album or (10**6 if intent.artists else s.per_album)
         passing = self._soft_filter(intent, pool, target_n, per_artist, per_album, report)
+        # Only what passes is scored: a prompt without a genre admits most of the library.
+        scorer = _Scorer(self, intent, passing, report, refresh)
+        scored = {c.id: scorer.score(c) for c in passing}
         strict = _strictly(intent, passing, set(changed))
         report.candidates = len(passing)
         ranked = sorted(passing, key=lambda c: (-scored[c.id].score, _jitter(seed, c.id)))
-        by_id = {c.id: c for c in pool}
+        by_id = {c.id: c for c in passing}
         outside = [i for i in pinned if i not in by_id and i not in banned_ids]
         if outside:  # a pin is a person's wish: it stays even where the intent says no
             for c in self.library.candidates(Intent(), ids=outside):
@@ -407,12 +410,45 @@ class _Scorer:
             seeds = library.candidates(Intent(), ids=list(seed_ids))
             self.seeds = [(seed_ids[s.id], s) for s in seeds]
             self.audio = audio_closeness(library.store, list(seed_ids), [c.id for c in pool])
+        self._by_tags: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
         self.semantic: Mapping[int, float] = {}
         if selector.semantic is not None and (intent.vibe or intent.title):
             text = " ".join(x for x in (intent.vibe, intent.title) if x)
             self.semantic = selector.semantic(text, [c.id for c in pool])
 
     def score(self, c: Candidate) -> Scored:
+        key = (c.genres, c.moods, c.labels, c.energy)
+        tags = self._by_tags.get(key)
+        if tags is None:  # tracks share their tags: their part of the score is worked out once
+            tags = self._by_tags[key] = self._tag_score(c)
+        s, shared = tags
+        matched = dict(shared)
+        if self.seeds:
+            best, text = 0.0, ""
+            for like, seed in self.seeds:
+                if seed.id == c.id:
+                    continue
+                close = tag_closeness(c, seed)
+                if c.id in self.audio:
+                    close = 0.5 * close + 0.5 * self.audio[c.id]
+                if close > best:
+                    best, text = close, like
+            s += 1.5 * best
+            if best >= 0.4:
+                matched["like"] = text
+        if self.semantic:
+            near = self.semantic.get(c.id, 0.0)
+            s += self.settings.semantic_weight * near
+            if near >= 0.6:
+                matched["semantic"] = True
+        s += 0.3 * c.confidence
+        if self.recent_since is not None and (c.added_at or "") >= self.recent_since:
+            s += 0.6
+            matched["recent"] = True
+        return Scored(c, s, matched)
+
+    def _tag_score(self, c: Candidate) -> tuple[float, dict[str, Any]]:
+        """The part of the score from genres, moods, labels and energy, and what matched."""
         s = 0.0
         matched: dict[str, Any] = {}
         if self.wanted:
@@ -439,29 +475,7 @@ class _Scorer:
             s += max(0.0, 1.0 - 2 * distance)
             if distance == 0:
                 matched["energy"] = energy_word(c.energy)
-        if self.seeds:
-            best, text = 0.0, ""
-            for like, seed in self.seeds:
-                if seed.id == c.id:
-                    continue
-                close = tag_closeness(c, seed)
-                if c.id in self.audio:
-                    close = 0.5 * close + 0.5 * self.audio[c.id]
-                if close > best:
-                    best, text = close, like
-            s += 1.5 * best
-            if best >= 0.4:
-                matched["like"] = text
-        if self.semantic:
-            near = self.semantic.get(c.id, 0.0)
-            s += self.settings.semantic_weight * near
-            if near >= 0.6:
-                matched["semantic"] = True
-        s += 0.3 * c.confidence
-        if self.recent_since is not None and (c.added_at or "") >= self.recent_since:
-            s += 0.6
-            matched["recent"] = True
-        return Scored(c, s, matched)
+        return s, matched
 
     def why(self, scored: Scored, track: Candidate, fixed: Sequence[Candidate]) -> str:
         m = scored.matched

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import TypeVar
 
 from .library import Candidate, fold
@@ -34,6 +35,7 @@ _ALBUM_NOT_ORIGINAL = re.compile(
 SAME_RECORDING_MS = 4000  # versions within this length of each other are one recording
 
 
+@lru_cache(maxsize=262_144)
 def song_title(title: str) -> str:
     """The title without its version words: "So What (Remastered 2009)" → "so what"."""
     text = _FEAT.sub("", title or "")
@@ -51,6 +53,7 @@ def song_title(title: str) -> str:
     return fold(text)
 
 
+@lru_cache(maxsize=65_536)
 def song_artist(artist: str) -> str:
     return fold(_FEAT.sub("", artist or ""))
 
@@ -79,6 +82,9 @@ def one_per_recording(
         groups.setdefault(key, []).append(track)
     keep: set[int] = set()
     for group in groups.values():
+        if len(group) == 1:
+            keep.add(group[0].id)
+            continue
         ordered = sorted(group, key=lambda t: (is_version(t), -rank(t), t.id))
         if not versions:
             keep.add(ordered[0].id)
