@@ -224,7 +224,7 @@ def test_spotify_requests_for_a_50_track_playlist(tmp_path: Path) -> None:
 def naive_pushes(h: Harness, emu: Any, out: Any) -> str:
     """The same playlist pushed as a script would: every track searched on every push
     (no cache), the remote playlist replaced whole; three pushes (first, again, refreshed)."""
-    from genred.records import PlaylistEdit, TrackRecord
+    from genred.records import TrackRecord
 
     target = h.plugins.get("playlists", "spotify")
     ids = [t.track_id for t in out.preview]
