@@ -224,7 +224,7 @@ def test_spotify_requests_for_a_50_track_playlist(tmp_path: Path) -> None:
 def naive_pushes(h: Harness, emu: Any, out: Any) -> str:
     """The same playlist pushed as a script would: every track searched on every push
     (no cache), the remote playlist replaced whole; three pushes (first, again, refreshed)."""
-    from genred.records import TrackRecord
+    from genred.records import PlaylistEdit, TrackRecord
 
     target = h.plugins.get("playlists", "spotify")
     ids = [t.track_id for t in out.preview]
@@ -244,10 +244,7 @@ def naive_pushes(h: Harness, emu: Any, out: Any) -> str:
         if remote is None:
             remote = target.create("naive", "", uris[:100])
         else:
-            target.calls.call(
-                lambda c: c._put(f"playlists/{remote}/items", payload={"uris": uris[:100]}),
-                "replace",
-            )
+            target.apply(remote, PlaylistEdit("replace", items=tuple(uris[:100])))
         counts.append(len(emu.api_requests()))
     return f"first push {counts[0]}, second push {counts[1]}, refresh {counts[2]} requests"
 
