@@ -1,7 +1,7 @@
 """The plugin contract: every kind of plugin and every hook genred calls, one line each.
 
-A plugin is a class registered under an entry-point group (``genred.sources``, …; see
-KINDS), built as ``cls(settings, context)`` with its settings validated by its nested
+A plugin is a class registered under an entry-point group (``genred.sources``, …,
+``genred.playlists``; see KINDS), built as ``cls(settings, context)`` with its settings validated by its nested
 pydantic ``Config`` model (none: it takes no settings). The stages call exactly the
 methods below and nothing else; an optional hook is a small protocol of its own, checked
 with ``isinstance`` before it is called. `genred.testing.check_plugin` checks a class
