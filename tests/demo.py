@@ -268,6 +268,15 @@ def spotify_login(config: Path) -> None:
         print(f"  {line}")
 
 
+def pushed_line(line: str) -> bool:
+    """A line of `genred playlist …` about the pushes (and the tracks a target lacks)."""
+    return (
+        line.startswith(("spotify:", "plex:", "LLM requests", "  note:"))
+        or "tracks are not at" in line
+        or line.startswith(("    track ", "    … and"))
+    )
+
+
 def show_playlists(config: Path, spotify: SpotifyEmulator, plex: PlexServer) -> None:
     print("\nPlaylists from plain words, pushed to Spotify (EMULATED) and Plex (EMULATED)")
     print(f"\n$ genred spotify login --config {config}")
@@ -278,13 +287,9 @@ def show_playlists(config: Path, spotify: SpotifyEmulator, plex: PlexServer) -> 
     lines = created.splitlines()
     print("\n".join(f"  {line}" for line in lines[:24]))
     if len(lines) > 24:
-        print(f"  … ({len(lines) - 24} more lines: the rest of the tracks and the pushes)")
-        for line in lines:
-            if (
-                line.startswith(("spotify:", "plex:"))
-                or "tracks are not at" in line
-                or line.startswith("    track ")
-            ):
+        print("  … (the other tracks, each with its why: genred playlist show Reading)")
+        for line in lines[24:]:
+            if pushed_line(line):
                 print(f"  {line}")
     change = "no ambient, no trip-hop"
     print(f'\n$ genred playlist refine Reading "{change}"')
@@ -292,7 +297,7 @@ def show_playlists(config: Path, spotify: SpotifyEmulator, plex: PlexServer) -> 
     for line in refined[:40]:
         print(f"  {line}")
     for line in refined[40:]:
-        if line.startswith(("spotify:", "plex:", "LLM requests")):
+        if pushed_line(line):
             print(f"  {line}")
     (remote,) = list(spotify.playlists.values())
     print(
