@@ -410,3 +410,29 @@ def test_a_name_that_exists_and_an_empty_library(lib, tmp_path: Path) -> None:
         none = PlaylistContext(empty.store, empty.config, empty.plugins)
         with pytest.raises(PlaylistError, match="the library is empty: run `genred sync` first"):
             create(none, "jazz")
+
+
+def test_a_prompt_the_rules_parser_cannot_read_says_so(lib) -> None:
+    _h, _ids, ctx = lib
+    with pytest.raises(PlaylistError) as info:
+        create(ctx, "musique douce pour lire le soir")
+    message = str(info.value)
+    assert "no LLM is configured (plugins.llm): the rules parser read the prompt" in message
+    assert "words the rules parser did not understand: musique, douce, pour, lire, le, soir" in message
+    assert "configure an LLM for other languages" in message
+
+
+def test_config_check_warns_of_playlist_targets_and_llms_not_enabled(tmp_path: Path) -> None:
+    from genred.checks import playlist_warnings
+    from genred.config import parse_config
+
+    config = parse_config(
+        f"data_dir: {tmp_path}\nplaylists: {{llm: groq, targets: [spotify], "
+        "saved: {F: {prompt: jazz, targets: [plex]}}}",
+        env={},
+    )
+    assert playlist_warnings(config) == [
+        "playlists.targets: the playlist target 'spotify' is not enabled (plugins.playlists: none)",
+        "playlists.saved.F.targets: the playlist target 'plex' is not enabled (plugins.playlists: none)",
+        "playlists.llm: the llm plugin 'groq' is not enabled (plugins.llm: none); the rules parser reads prompts",
+    ]

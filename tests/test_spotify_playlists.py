@@ -461,3 +461,49 @@ def test_a_pasted_address_of_another_login_is_refused(
     assert result.exit_code == 1
     assert "belongs to another login attempt" in result.output
     assert spotify_emulator.token_requests() == []
+
+
+def test_the_spotify_target_keeps_the_contract() -> None:
+    from genred.testing import check_plugin
+
+    assert check_plugin(SpotifyPlaylists, "playlists") == []
+
+
+def test_a_push_killed_mid_way_resumes_without_duplicates(
+    lib: Any, spotify_emulator: SpotifyEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As after kill -9: the push row stays `running`, nothing more is recorded."""
+    harness, _target, ctx = lib
+    emu = spotify_emulator
+    create(
+        ctx,
+        "electronic, rock, pop, folk, jazz",
+        name="K",
+        size=150,
+        push=False,
+        targets=["spotify"],
+    )
+    real_apply = SpotifyPlaylists.apply
+
+    def dies_on_the_second_chunk(self: Any, remote_id: str, edit: Any, **kwargs: Any) -> None:
+        if edit.position is None and len(emu.playlists[remote_id].track_ids) == 100:
+            real_apply(self, remote_id, edit, **kwargs)  # it lands, and the process dies
+            raise SystemExit("killed")
+        real_apply(self, remote_id, edit, **kwargs)
+
+    monkeypatch.setattr(SpotifyPlaylists, "apply", dies_on_the_second_chunk)
+    monkeypatch.setattr("genred.playlists.push._Push._broke_off", lambda *args: None)
+    with pytest.raises(SystemExit):
+        push_playlist(ctx, "K")
+    monkeypatch.undo()
+    row = q.find(harness.store, "K")
+    assert row is not None
+    last = q.last_push(harness.store, row.id, "spotify")
+    assert last is not None and (last.status, last.chunks, last.sent) == ("running", 2, 1)
+    (remote_id,) = emu.playlists
+    assert len(emu.playlists[remote_id].track_ids) == 150  # the second chunk had landed
+    (resumed,) = push_playlist(ctx, "K")
+    assert any("resuming a push that was cut short (1 of 2" in n for n in resumed.notes)
+    wanted = wanted_uris(ctx, "K")
+    assert remote_uris(emu, remote_id) == wanted and len(set(wanted)) == len(wanted)
+    assert resumed.status == "updated" and resumed.edits == 0  # read, found complete
