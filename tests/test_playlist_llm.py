@@ -98,7 +98,7 @@ def test_the_llm_ranks_ids_of_a_shortlist(tmp_path: Path, records: list[Any], ll
     ("kinds", "note"),
     [
         ({"extra_id": 1.0}, "the LLM named 1 ids it was not shown: ignored"),
-        ({"duplicate_id": 1.0}, "the LLM named 1 tracks twice: counted once"),
+        ({"duplicate": 1.0}, "the LLM named 1 tracks twice: counted once"),
         ({"missing_id": 1.0}, "the LLM chose 7 of 15; the rest by score"),
     ],
 )
@@ -108,7 +108,10 @@ def test_ids_the_llm_should_not_have_named_are_dropped_and_said(
 ) -> None:  # fmt: skip
     with harness_with(tmp_path, records, llm_emulator, llm_clock, "playlists: {rank: llm}") as h:
         ctx = PlaylistContext(h.store, h.config, h.plugins, today=TODAY)
-        llm_emulator.noise = Noise.of(kinds)
+        if "duplicate" in kinds:
+            llm_emulator.playlists.duplicate_rate = kinds["duplicate"]
+        else:
+            llm_emulator.noise = Noise.of(kinds)
         out = create(ctx, "electronic, 15 songs")
         assert note in out.notes
         assert out.report.got == 15 and len({t.track_id for t in out.preview}) == 15

@@ -418,7 +418,9 @@ def test_a_prompt_the_rules_parser_cannot_read_says_so(lib) -> None:
         create(ctx, "musique douce pour lire le soir")
     message = str(info.value)
     assert "no LLM is configured (plugins.llm): the rules parser read the prompt" in message
-    assert "words the rules parser did not understand: musique, douce, pour, lire, le, soir" in message
+    assert (
+        "words the rules parser did not understand: musique, douce, pour, lire, le, soir" in message
+    )
     assert "configure an LLM for other languages" in message
 
 

@@ -436,6 +436,7 @@ def push_playlist(
                 ctx.store, target, playlist_id=row.id, version=head.number, title=row.name,
                 description=description, records=records,
                 recheck_missing=ctx.config.playlists.recheck_missing, verify=verify, cancel=ctx.cancel,
+                progress=ctx.progress,
             )  # fmt: skip
         except RetryLater as exc:
             report = PushReport(

@@ -27,6 +27,7 @@ from typing import Any
 from ..errors import GenredError, RetryLater, raise_if_cancelled
 from ..hookspecs import LinksPlaylists, PlaylistTarget
 from ..logs import get_logger
+from ..progress import NullProgress, Progress
 from ..records import PlaylistEdit, RemoteItem, TrackMatch, TrackRecord
 from ..store import Store
 from ..store import playlists as q
@@ -171,6 +172,7 @@ def resolve_matches(
     *,
     recheck_missing: timedelta,
     cancel: Any = None,
+    progress: Progress | None = None,
 ) -> tuple[dict[int, TrackMatch], int]:
     """Every track's match at `target`, from the cache or asked now; and how many were asked."""
     ids = [r.id for r in records if r.id is not None]
@@ -190,17 +192,22 @@ def resolve_matches(
             todo.append(record)
     if not todo:
         return out, 0
+    progress = progress or NullProgress()
+    progress.start(f"{target.name}: looking up tracks", len(todo))
     batch: list[tuple[TrackMatch, str]] = []
     try:
         for match in target.match(todo, cancel=cancel):
             out[match.track_id] = match
             batch.append((match, prints.get(match.track_id, "")))
+            progress.advance()
             if len(batch) >= MATCH_BATCH:
                 q.put_matches(store, target.name, batch)
                 batch = []
     finally:
         if batch:
             q.put_matches(store, target.name, batch)
+    found = sum(1 for r in todo if r.id is not None and out.get(r.id) and out[r.id].item)
+    progress.finish(f"{target.name}: {found} of {len(todo)} tracks found")
     for record in todo:
         assert record.id is not None
         out.setdefault(
@@ -229,13 +236,19 @@ def push_version(
     recheck_missing: timedelta,
     verify: bool = False,
     cancel: Any = None,
+    progress: Progress | None = None,
 ) -> PushReport:
     """Push `records` (the version's tracks, in order) to `target`; RetryLater goes up after
     what was sent is recorded, other GenredErrors become a failed report."""
     name = target.name
     try:
         matches, asked = resolve_matches(
-            store, target, records, recheck_missing=recheck_missing, cancel=cancel
+            store,
+            target,
+            records,
+            recheck_missing=recheck_missing,
+            cancel=cancel,
+            progress=progress,
         )
     except RetryLater:
         raise

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 ITEM_KINDS = ("wrong_genre", "unknown_genre", "missing_id")
 # Per answer (request), in the order they are drawn; the first that hits wins.
 REQUEST_KINDS = ("drop", "error_5xx", "json_validate_failed", "non_json", "truncated")
-KINDS = (*ITEM_KINDS, "extra_id", "duplicate_id", *REQUEST_KINDS)
+KINDS = (*ITEM_KINDS, "extra_id", *REQUEST_KINDS)
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,6 @@ class Noise:
     unknown_genre_rate: float = 0.0
     missing_id_rate: float = 0.0
     extra_id_rate: float = 0.0
-    duplicate_id_rate: float = 0.0  # playlist rankings only (playlists.py)
     drop_rate: float = 0.0
     error_5xx_rate: float = 0.0
     error_status: int = 500

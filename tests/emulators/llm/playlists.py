@@ -23,8 +23,8 @@ list (so it names genres the library may lack), decades, energy and mood words i
 French, Spanish and German, "no/without/sans/sin/ohne X" as an exclusion. Noise (the
 emulator's `Noise`): `unknown_genre` puts an OUT_OF_TAXONOMY name into the genres,
 `wrong_genre` replaces them; for a ranking, `missing_id` leaves ids out, `extra_id` adds
-one that was not shown, `duplicate_id` names one twice; the per-request kinds (non-JSON,
-truncated, 5xx, …) apply as to any answer.
+one that was not shown, and `PlaylistOracle.duplicate_rate` names one twice; the
+per-request kinds (non-JSON, truncated, 5xx, …) apply as to any answer.
 """
 
 from __future__ import annotations
@@ -117,6 +117,9 @@ class PlaylistOracle:
     """Answers the playlist questions; `knowledge` is what it names for playlist-songs."""
 
     knowledge: list[Song] = field(default_factory=list)
+    # A ranking names one id twice at this rate (drawn from the noise's seeded RNG). Kept
+    # here, not in `Noise`: the classification questions have no use for it.
+    duplicate_rate: float = 0.0
 
     def answer(self, document: Mapping[str, Any], noise: NoiseInjector | None) -> OracleAnswer:
         task = document.get("task")
@@ -170,7 +173,12 @@ class PlaylistOracle:
             shown = [int(i.get("id", 0)) for i in items if str(i.get("id", "")).isdigit()]
             ids.insert(0, max(shown, default=0) + 100)
             out.noise.append("extra_id")
-        if noise is not None and ids and noise.hit("duplicate_id"):
+        if (
+            noise is not None
+            and ids
+            and self.duplicate_rate
+            and noise.rng.random() < self.duplicate_rate
+        ):
             ids.insert(1, ids[0])
             out.noise.append("duplicate_id")
         return out
