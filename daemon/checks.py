@@ -54,7 +54,7 @@ def playlist_warnings(config: Config) -> list[str]:
     targets = {e.name for e in config.plugins.enabled("playlists")}
     have = ", ".join(sorted(targets)) or "none"
     out = []
-    named = [("playlists.targets", t) for t in config.playlists.targets]
+    named = [("playlists.targets", t) for t in config.playlists.targets or ()]
     named += [
         (f"playlists.saved.{name}.targets", t)
         for name, saved in config.playlists.saved.items()

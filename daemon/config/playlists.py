@@ -88,8 +88,8 @@ class PlaylistsConfig(StrictModel):
     recent: Duration = Field(
         timedelta(days=30), description="tracks added this recently are preferred in a refresh"
     )
-    targets: list[str] = Field(
-        default_factory=list, description="targets of a new playlist when none are given"
+    targets: list[str] | None = Field(
+        None, description="targets of a new playlist when none are given; null: every enabled one"
     )
     recheck_missing: Duration = Field(
         timedelta(days=30), description="a track a target did not have is looked up again after"

@@ -10,6 +10,7 @@ none for a refresh, undo, pin or drop (plus one more each for create and refine 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -130,7 +131,9 @@ def create(
                 f"a playlist named {existing.name!r} exists: refine it (genred playlist refine "
                 f'{_quoted(existing.name)} "…"), delete it, or choose another --name'
             )
-    chosen_targets = list(targets if targets is not None else ctx.config.playlists.targets)
+    if targets is None:
+        targets = ctx.config.playlists.targets
+    chosen_targets = list(targets if targets is not None else ctx.plugins.of("playlists"))
     for target in chosen_targets:
         ctx.target(target)
     library = ctx.library()
@@ -658,8 +661,6 @@ def _llm_count(ctx: PlaylistContext, playlist_id: int, number: int) -> int:
 
 
 def _json(values: Sequence[int]) -> str:
-    import json
-
     return json.dumps(list(values))
 
 

@@ -19,7 +19,6 @@ in place, by diff, one recorded request at a time.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -424,7 +423,3 @@ def _link(target: Any, remote_id: str | None) -> str | None:
     if remote_id is None:
         return None
     return target.link(remote_id) if isinstance(target, LinksPlaylists) else None
-
-
-def dumps(edits: Sequence[PlaylistEdit]) -> str:
-    return json.dumps([e.to_json() for e in edits])

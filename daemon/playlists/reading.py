@@ -251,10 +251,9 @@ class PromptReader:
                     out[name] = tuple(checked_lists[name])
             elif value is not None or clearing:
                 out[name] = value
-        for low, high in (("year_min", "year_max"),):
-            a, b = out.get(low), out.get(high)
-            if isinstance(a, int) and isinstance(b, int) and a > b:
-                out[low], out[high] = b, a
+        low, high = out.get("year_min"), out.get("year_max")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            out["year_min"], out["year_max"] = high, low
         for name in ("year_min", "year_max"):
             year = out.get(name)
             if isinstance(year, int) and not 1000 <= year <= 2100:

@@ -408,13 +408,3 @@ def put_matches(store: Store, target: str, found: Iterable[tuple[TrackMatch, str
             rows,
         )
     return len(rows)
-
-
-def match_counts(store: Store, target: str) -> tuple[int, int]:
-    """(matched, not there) cached for `target`."""
-    row = store.conn.execute(
-        "SELECT COALESCE(SUM(item IS NOT NULL), 0), COALESCE(SUM(item IS NULL), 0) "
-        "FROM playlist_matches WHERE target = ?",
-        (target,),
-    ).fetchone()
-    return int(row[0]), int(row[1])
