@@ -507,3 +507,27 @@ def test_a_push_killed_mid_way_resumes_without_duplicates(
     wanted = wanted_uris(ctx, "K")
     assert remote_uris(emu, remote_id) == wanted and len(set(wanted)) == len(wanted)
     assert resumed.status == "updated" and resumed.edits == 0  # read, found complete
+
+
+def test_search_hits_are_scored_on_normalised_titles_artists_and_length() -> None:
+    from genred.records import TrackRecord
+    from genred_plugins.spotify.matching import score_hit
+
+    mine = TrackRecord("folder", "x", title="So What (Remastered 2009)", artist="Miles Davis feat. John Coltrane",
+                       album="Kind of Blue", duration_ms=562_000, id=1)  # fmt: skip
+
+    def hit(
+        name: str, artist: str, album: str = "Kind of Blue", ms: int = 563_000
+    ) -> dict[str, Any]:
+        return {
+            "name": name,
+            "artists": [{"name": artist}],
+            "album": {"name": album},
+            "duration_ms": ms,
+        }
+
+    assert score_hit(mine, hit("So What", "Miles Davis")) >= 0.95
+    assert score_hit(mine, hit("So What - Live", "Miles Davis", "Live at Newport", 700_000)) < 0.75
+    assert score_hit(mine, hit("So Whatever", "Someone Else")) < 0.75
+    odd = TrackRecord("folder", "y", title="Phon", artist="%", album="Number Stations", id=2)
+    assert score_hit(odd, hit("Phon", "%", "Number Stations Part II")) >= 0.9

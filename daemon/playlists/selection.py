@@ -217,7 +217,8 @@ class Selector:
 
         Steps are taken in the declared order while too few pass; then every step that
         turns out not to be needed (the later ones sufficed) is taken back, so the report
-        lists exactly what was given up, each with the candidates it let in.
+        lists exactly what was given up, each with how many candidates there would be
+        without it.
         """
         relax = _Relaxation(intent)
         steps = relax.steps()
@@ -232,13 +233,13 @@ class Selector:
             if _fillable(trial.passing(pool), per_artist, per_album) >= need:
                 applied.remove(step)
                 relax = trial
-        replay = _Relaxation(intent)
-        for step in applied:
-            before = len(replay.passing(pool))
-            text = replay.describe(step)
-            replay.apply(step)
-            after = len(replay.passing(pool))
-            report.relaxed.append(f"{text} to reach {need} ({before} → {after} candidates)")
+        final = len(relax.passing(pool))
+        for step in applied:  # what each step given up brings: the final set without it
+            without = len(relax.without(step, applied).passing(pool))
+            text = _Relaxation(intent).describe(step)
+            report.relaxed.append(
+                f"{text} to reach {need} ({without} candidates without it, {final} with)"
+            )
         return relax.passing(pool)
 
     # ------------------------------------------------------------------ picking

@@ -34,9 +34,9 @@ def similarity(a: str, b: str) -> float:
 def score_hit(record: TrackRecord, hit: dict[str, Any]) -> float:
     """0..1: how surely `hit` (a Spotify track object) is the library's track."""
     title = similarity(song_title(record.title or ""), song_title(str(hit.get("name") or "")))
-    wanted_artist = song_artist(record.artist or record.album_artist or "")
-    names = [song_artist(str(a.get("name") or "")) for a in hit.get("artists") or []]
-    joined = song_artist(" ".join(str(a.get("name") or "") for a in hit.get("artists") or []))
+    wanted_artist = _artist_key(record.artist or record.album_artist or "")
+    names = [_artist_key(str(a.get("name") or "")) for a in hit.get("artists") or []]
+    joined = _artist_key(" ".join(str(a.get("name") or "") for a in hit.get("artists") or []))
     artist = max([similarity(wanted_artist, n) for n in [*names, joined]] or [0.0])
     if wanted_artist and any(n and (n in wanted_artist or wanted_artist in n) for n in names):
         artist = max(artist, 0.9)
@@ -50,6 +50,11 @@ def score_hit(record: TrackRecord, hit: dict[str, Any]) -> float:
         elif off > 10:
             score -= 0.1
     return round(max(score, 0.0), 4)
+
+
+def _artist_key(name: str) -> str:
+    """The artist as compared; a name of punctuation only ("%", "!!!") as it is written."""
+    return song_artist(name) or name.strip().casefold()
 
 
 class Matcher:
