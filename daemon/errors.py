@@ -160,6 +160,10 @@ class PlaylistError(GenredError):
     """A playlist cannot be made or changed as asked (empty prompt, unknown name, …)."""
 
 
+class LibraryEmpty(PlaylistError):
+    """No track is synced yet (at a first start the sync may still be running)."""
+
+
 class RemoteAuthFailed(GenredError):
     """A playlist target refused the credentials; the message says how to log in again."""
 

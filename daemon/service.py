@@ -88,6 +88,7 @@ class Service:
                 self.config.schedule, first_sync_in=first_sync, items=_item_schedules(self.config)
             )
             self._resume(interrupted)
+            self._first_runs(after=first_sync + self._first_item_delay())
             if self.notifier.watchdog_interval is not None:
                 self.scheduler.heartbeat(self.notifier.watchdog, self.notifier.watchdog_interval)
             self._start_watcher()
@@ -127,6 +128,25 @@ class Service:
             elif job in items:  # a push cut short goes on (it reads the remote first)
                 log.info("resuming an interrupted job", job=job)
                 self.scheduler.soon(f"resume-{job}", self.worker.item, 1.0, job, "resume")
+
+    def _first_item_delay(self) -> float:
+        return self.config.playlists.first_run_after.total_seconds()
+
+    def _first_runs(self, *, after: float) -> None:
+        """A stage's own job that never ran (a saved playlist just added) runs soon, after
+        the first sync, instead of a whole `every:` later."""
+        jobs = item_jobs(self.config)
+        if not jobs:
+            return
+        try:
+            with Store.open(self.config.db_path) as store:
+                ran = {r[0] for r in store.conn.execute("SELECT DISTINCT job FROM runs")}
+        except StoreError as exc:
+            log.warning("cannot tell which jobs ran before", error=str(exc))
+            return
+        for job in sorted(set(jobs) - ran):
+            log.info("a new job runs soon", job=job, in_seconds=round(after))
+            self.scheduler.soon(f"first-{job}", self.worker.item, after, job, "first")
 
     def _report_unavailable(self) -> None:
         for (kind, name), reason in self._runtime.plugins.unavailable.items():
@@ -217,6 +237,7 @@ class Service:
             _close(instance)
         rescheduled = self.scheduler.apply(new.schedule)
         rescheduled += self.scheduler.apply_items(_item_schedules(new))
+        self._first_runs(after=self._first_item_delay())
         if new.folders != old.folders or new.watch != old.watch:
             self._stop_watcher()
             self._start_watcher()

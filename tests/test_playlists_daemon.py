@@ -212,3 +212,16 @@ def test_the_playlist_commands(tmp_path: Path, records: list[Any]) -> None:
     with Store.open(tmp_path / "data" / "genred.db") as store:
         jobs = [r[0] for r in store.conn.execute("SELECT DISTINCT job FROM runs ORDER BY id")]
     assert "playlists:Calm" in jobs
+
+
+def test_a_saved_playlist_before_the_first_sync_is_tried_again_soon(tmp_path: Path) -> None:
+    from genred.errors import RetryLater
+
+    with Harness(tmp_path, SAVED) as h:
+        with pytest.raises(
+            RetryLater, match="the library is empty: run `genred sync` first; tried again at"
+        ) as info:
+            h.run("playlists", name="Focus")
+        seconds = (info.value.retry_at - datetime.now(UTC)).total_seconds()
+        assert 500 < seconds <= 600
+        assert h.store.conn.execute("SELECT COUNT(*) FROM playlists").fetchone()[0] == 0

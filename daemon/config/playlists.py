@@ -91,6 +91,10 @@ class PlaylistsConfig(StrictModel):
     targets: list[str] | None = Field(
         None, description="targets of a new playlist when none are given; null: every enabled one"
     )
+    first_run_after: Duration = Field(
+        timedelta(minutes=1),
+        description="a saved playlist that never ran is made this long after the first sync",
+    )
     recheck_missing: Duration = Field(
         timedelta(days=30), description="a track a target did not have is looked up again after"
     )

@@ -12,11 +12,11 @@ rest is done first and then RetryLater goes up: the daemon runs the job again th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..config import Config, JobSchedule
-from ..errors import GenredError, RetryLater
+from ..errors import GenredError, LibraryEmpty, RetryLater
 from ..logs import get_logger
 from ..store import failures
 
@@ -24,6 +24,7 @@ log = get_logger("genred.playlists")
 
 STAGE = "playlists"
 JOB_PREFIX = "playlists:"
+EMPTY_LIBRARY_RETRY = timedelta(minutes=10)
 
 
 def job_name(name: str) -> str:
@@ -56,6 +57,11 @@ def run_saved(run: Any) -> dict[str, Any]:
         stage = f"{STAGE}:{name}"
         try:
             outcome = sync_saved(ctx, name)
+        except LibraryEmpty as exc:  # at a first start the sync may not be done yet
+            counts["deferred"] += 1
+            when = datetime.now(UTC) + EMPTY_LIBRARY_RETRY
+            later = _later(later, RetryLater(f"{exc}; tried again at {when:%H:%M} UTC", when))
+            continue
         except RetryLater as exc:
             counts["deferred"] += 1
             later = _later(later, exc)

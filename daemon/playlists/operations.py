@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from ..config import Config
-from ..errors import PlaylistError, PluginUnavailable, RetryLater
+from ..errors import LibraryEmpty, PlaylistError, PluginUnavailable, RetryLater
 from ..hookspecs import LinksPlaylists, PluginLookup
 from ..progress import NullProgress, Progress
 from ..records import TrackRecord
@@ -555,7 +555,7 @@ def _notes(library: Library, reading: Reading | None, report: SelectionReport) -
 
 def _require_tracks(library: Library) -> None:
     if library.vocabulary.tracks == 0:
-        raise PlaylistError("the library is empty: run `genred sync` first")
+        raise LibraryEmpty("the library is empty: run `genred sync` first")
 
 
 def _require_selectable(ctx: PlaylistContext, intent: Intent, reading: Reading) -> None:
