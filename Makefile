@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Extras for the default test run (ml: torch's CPU wheel, for the embedding tests).
-TEST_EXTRAS ?= test,plex,spotify,web,llm,audio,ml
+TEST_EXTRAS ?= test,plex,spotify,web,llm,audio,ml,semantic
 
 .PHONY: help install test test-quick lint typecheck format demo bench verify-unit clean
 

@@ -42,7 +42,33 @@ def config_warnings(config: Config, infos: Sequence[PluginInfo], plugins: Any) -
             if info is not None and info.error:
                 out.append(info.error)
     out += dependency_warnings(config, infos)
+    out += playlist_warnings(config)
     for _kind, _name, instance in plugins.instances():
         if isinstance(instance, ChecksConfig):
             out += instance.check()
+    return out
+
+
+def playlist_warnings(config: Config) -> list[str]:
+    """`playlists:` naming targets or an LLM that are not enabled."""
+    targets = {e.name for e in config.plugins.enabled("playlists")}
+    have = ", ".join(sorted(targets)) or "none"
+    out = []
+    named = [("playlists.targets", t) for t in config.playlists.targets or ()]
+    named += [
+        (f"playlists.saved.{name}.targets", t)
+        for name, saved in config.playlists.saved.items()
+        for t in saved.targets
+    ]
+    for where, target in named:
+        if target not in targets:
+            out.append(
+                f"{where}: the playlist target {target!r} is not enabled (plugins.playlists: {have})"
+            )
+    llms = {e.name for e in config.plugins.enabled("llm")}
+    if config.playlists.llm and config.playlists.llm not in llms:
+        out.append(
+            f"playlists.llm: the llm plugin {config.playlists.llm!r} is not enabled "
+            f"(plugins.llm: {', '.join(sorted(llms)) or 'none'}); the rules parser reads prompts"
+        )
     return out

@@ -199,12 +199,19 @@ def _shown_status(run: Any, data_dir: Any) -> str:
     return str(run.status)
 
 
+from .commands.playlists import COMMANDS as _PLAYLIST_COMMANDS  # noqa: E402
 from .commands.retry import retry_cmd as _retry_command  # noqa: E402
 from .commands.run import run_cmd as _run_command  # noqa: E402
 from .commands.stages import COMMANDS as _STAGE_COMMANDS  # noqa: E402
 from .commands.train import train_cmd as _train_command  # noqa: E402
 
-for _command in (_run_command, *_STAGE_COMMANDS, _retry_command, _train_command):
+for _command in (
+    _run_command,
+    *_STAGE_COMMANDS,
+    _retry_command,
+    _train_command,
+    *_PLAYLIST_COMMANDS,
+):
     cli.add_command(_command)
 
 

@@ -51,6 +51,18 @@ class Cancelled(GenredError):
     """The daemon is stopping: the stage stopped after committing the item in hand."""
 
 
+class RetryLater(GenredError):
+    """The job cannot go on before `retry_at` (a spent budget, a long 429): the daemon runs
+    it again then; what was committed is kept."""
+
+    def __init__(self, message: str, retry_at: datetime) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+    def __reduce__(self) -> tuple[type, tuple[str, datetime]]:
+        return (type(self), (str(self), self.retry_at))
+
+
 def raise_if_cancelled(cancel: Event | None, where: str) -> None:
     """Called by stages between committed units of work (a page, a batch, one request)."""
     if cancel is not None and cancel.is_set():
@@ -85,15 +97,8 @@ class InvalidAnswer(ValueError):
     """Raised by a chat's `validate` callback (or the parser): the answer is unusable, ask again."""
 
 
-class LLMBudgetExhausted(GenredError):
+class LLMBudgetExhausted(RetryLater):
     """A rate budget (usually per day) is spent: stop the job and run it again at `retry_at`."""
-
-    def __init__(self, message: str, retry_at: datetime) -> None:
-        super().__init__(message)
-        self.retry_at = retry_at
-
-    def __reduce__(self) -> tuple[type, tuple[str, datetime]]:
-        return (type(self), (str(self), self.retry_at))
 
 
 # --------------------------------------------------------------------------- writeback
@@ -213,3 +218,31 @@ class FeaturesMissing(GenredError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+# --------------------------------------------------------------------------- playlists
+# genred.playlists and the playlist targets (genred_plugins.spotify, genred_plugins.plex).
+
+
+class PlaylistError(GenredError):
+    """A playlist cannot be made or changed as asked (empty prompt, unknown name, …)."""
+
+
+class LibraryEmpty(PlaylistError):
+    """No track is synced yet (at a first start the sync may still be running)."""
+
+
+class RemoteAuthFailed(GenredError):
+    """A playlist target refused the credentials; the message says how to log in again."""
+
+
+class RemoteUnavailable(GenredError):
+    """A playlist target did not answer, or kept answering 5xx, after retries."""
+
+
+class RemoteRequestFailed(GenredError):
+    """A playlist target refused one request (a 4xx); retrying it as is will not help."""
+
+
+class RemoteRateLimited(RetryLater):
+    """A playlist target asked to wait longer than genred waits in a job: deferred."""

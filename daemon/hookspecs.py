@@ -1,7 +1,7 @@
 """The plugin contract: every kind of plugin and every hook genred calls, one line each.
 
-A plugin is a class registered under an entry-point group (``genred.sources``, …; see
-KINDS), built as ``cls(settings, context)`` with its settings validated by its nested
+A plugin is a class registered under an entry-point group (``genred.sources``, …,
+``genred.playlists``; see KINDS), built as ``cls(settings, context)`` with its settings validated by its nested
 pydantic ``Config`` model (none: it takes no settings). The stages call exactly the
 methods below and nothing else; an optional hook is a small protocol of its own, checked
 with ``isinstance`` before it is called. `genred.testing.check_plugin` checks a class
@@ -27,9 +27,12 @@ from .records import (
     ChatResult,
     Edit,
     Key,
+    PlaylistEdit,
     Prediction,
+    RemotePlaylist,
     ScanRequest,
     SourcePage,
+    TrackMatch,
     TrackRecord,
     Unclassified,
     Values,
@@ -317,6 +320,74 @@ class WritesFiles(Protocol):
         ...
 
 
+# --------------------------------------------------------------------------- playlists
+
+
+@runtime_checkable
+class PlaylistTarget(Protocol):
+    """Playlists → a service (Spotify, Plex): finds library tracks there and keeps one
+    remote playlist per genred playlist, edited in place (never deleted and recreated).
+
+    `name` keys its rows in the store; `max_edit_items` caps the items of one edit (one
+    request); `positional_inserts` says whether an insert may go anywhere (else: at the end).
+    """
+
+    name: str
+    max_edit_items: int
+    positional_inserts: bool
+
+    def match(
+        self, tracks: Sequence[TrackRecord], *, cancel: threading.Event | None = None
+    ) -> Iterator[TrackMatch]:
+        """Where each track is at the target; `item` None when it has no such track."""
+        ...
+
+    def read(
+        self, remote_id: str, *, cancel: threading.Event | None = None
+    ) -> RemotePlaylist | None:
+        """The remote playlist's items in order; None when it is gone (deleted by hand)."""
+        ...
+
+    def create(
+        self,
+        title: str,
+        description: str,
+        items: Sequence[str],
+        *,
+        cancel: threading.Event | None = None,
+    ) -> str:
+        """A new playlist holding `items` (at most max_edit_items); its remote id."""
+        ...
+
+    def apply(
+        self, remote_id: str, edit: PlaylistEdit, *, cancel: threading.Event | None = None
+    ) -> None:
+        """Send one edit (remove, insert or replace); raise a GenredError when it did not land."""
+        ...
+
+    def describe(
+        self,
+        remote_id: str,
+        title: str,
+        description: str,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Set the remote playlist's title and description."""
+        ...
+
+    def delete(self, remote_id: str, *, cancel: threading.Event | None = None) -> None:
+        """Remove the remote playlist (Spotify: unfollow it, the API's only way)."""
+        ...
+
+
+@runtime_checkable
+class LinksPlaylists(Protocol):
+    def link(self, remote_id: str) -> str:
+        """Where a person opens the remote playlist (a URL or URI), for `genred playlist show`."""
+        ...
+
+
 # --------------------------------------------------------------------------- the kinds
 
 
@@ -336,6 +407,7 @@ KINDS: dict[str, Kind] = {
     "classifiers": Kind("classifiers", "genred.classifiers", ClassifierPlugin, "classify"),
     "llm": Kind("llm", "genred.llm", LLMPlugin, None),
     "writeback": Kind("writeback", "genred.writeback", WritebackPlugin, "writeback"),
+    "playlists": Kind("playlists", "genred.playlists", PlaylistTarget, "playlists"),
 }
 COMMANDS_GROUP = "genred.commands"
 PROCESSORS_GROUP = "genred.llm_processors"
@@ -347,6 +419,7 @@ OPTIONAL_HOOKS: dict[str, tuple[type, ...]] = {
     "classifiers": (),
     "llm": (),
     "writeback": (WritesFiles,),
+    "playlists": (LinksPlaylists,),
 }
 COMMON_HOOKS: tuple[type, ...] = (Closes, ChecksConfig, ProvidesRoutes)
 

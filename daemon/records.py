@@ -35,6 +35,7 @@ class TrackRecord:
     artist_genres: tuple[str, ...] = ()
     source_added_at: str | None = None
     source_updated_at: str | None = None
+    isrc: str | None = None  # the recording's ISRC, when the file or the source has one
     id: int | None = field(default=None, compare=False)
 
     def to_row(self) -> dict[str, Any]:
@@ -207,3 +208,75 @@ class ChatResult:
     model: str
     raw_text: str
     attempts: int
+
+
+# --------------------------------------------------------------------------- playlist contract
+
+
+@dataclass(frozen=True)
+class TrackMatch:
+    """Where one library track is at a playlist target, or that it is not there.
+
+    `item` is the target's id for it (``spotify:track:…``, a Plex ratingKey); None: the
+    target has no such track (`note` says why). `how`: isrc, search, source or none.
+    """
+
+    track_id: int
+    item: str | None
+    how: str
+    score: float = 0.0
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class RemoteItem:
+    """One entry of a remote playlist: the item, and the target's id of the entry itself
+    (Plex's playlistItemID; None where entries are addressed by position)."""
+
+    item: str
+    entry: str | None = None
+
+
+@dataclass(frozen=True)
+class RemotePlaylist:
+    """A playlist as the target has it now."""
+
+    remote_id: str
+    items: tuple[RemoteItem, ...]
+    title: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PlaylistEdit:
+    """One request's worth of change to a remote playlist.
+
+    `remove`: these entries (with their positions in the playlist as it is before this
+    edit); `insert`: `items` at `position` (None: at the end); `replace`: the playlist
+    becomes `items`. At most the target's `max_edit_items` items in one edit.
+    """
+
+    kind: str  # remove | insert | replace
+    items: tuple[str, ...] = ()
+    position: int | None = None
+    entries: tuple[RemoteItem, ...] = ()
+    positions: tuple[int, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "items": list(self.items),
+            "position": self.position,
+            "entries": [[e.item, e.entry] for e in self.entries],
+            "positions": list(self.positions),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PlaylistEdit:
+        return cls(
+            kind=str(data["kind"]),
+            items=tuple(data.get("items") or ()),
+            position=data.get("position"),
+            entries=tuple(RemoteItem(i, e) for i, e in data.get("entries") or ()),
+            positions=tuple(data.get("positions") or ()),
+        )

@@ -10,7 +10,7 @@ delay it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,10 +56,18 @@ def describe(schedule: JobSchedule) -> str:
 
 
 class JobScheduler:
-    """The daemon's scheduler. `run(stage, trigger)` does the work of a stage job."""
+    """The daemon's scheduler. `run(stage, trigger)` does the work of a stage job,
+    `run_item(job, trigger)` that of a stage's own job (a saved playlist)."""
 
-    def __init__(self, run: Callable[[str, str], Any], *, workers: int = 2) -> None:
+    def __init__(
+        self,
+        run: Callable[[str, str], Any],
+        *,
+        workers: int = 2,
+        run_item: Callable[[str, str], Any] | None = None,
+    ) -> None:
         self._run = run
+        self._run_item = run_item
         self._scheduler = BackgroundScheduler(
             executors={
                 "default": ThreadPoolExecutor(workers),
@@ -68,12 +76,23 @@ class JobScheduler:
             job_defaults={"coalesce": True, "max_instances": 1},
         )
         self._schedule: ScheduleConfig | None = None
+        self._items: dict[str, JobSchedule] = {}
 
-    def start(self, schedule: ScheduleConfig, *, first_sync_in: float | None = 5.0) -> None:
-        """Add the configured jobs and start; the first sync runs `first_sync_in` s from now."""
+    def start(
+        self,
+        schedule: ScheduleConfig,
+        *,
+        first_sync_in: float | None = 5.0,
+        items: Mapping[str, JobSchedule] | None = None,
+    ) -> None:
+        """Add the configured jobs and start; the first sync runs `first_sync_in` s from now.
+        `items`: the stages' own jobs (job name → schedule)."""
         self._schedule = schedule
         for stage in SCHEDULED:
             self._add(stage, schedule.of(stage))
+        self._items = dict(items or {})
+        for job, item_schedule in self._items.items():
+            self._add_item(job, item_schedule)
         self._scheduler.start()
         if first_sync_in is not None and schedule.sync.enabled:
             self._scheduler.modify_job("sync", next_run_time=_in(first_sync_in))
@@ -90,6 +109,36 @@ class JobScheduler:
             misfire_grace_time=max(1, math.ceil(schedule.misfire_grace.total_seconds())),
             replace_existing=True,
         )
+
+    def _add_item(self, job: str, schedule: JobSchedule) -> None:
+        if not schedule.enabled or self._run_item is None:
+            return
+        self._scheduler.add_job(
+            self._run_item,
+            make_trigger(schedule),
+            args=(job, "schedule"),
+            id=job,
+            name=job,
+            misfire_grace_time=max(1, math.ceil(schedule.misfire_grace.total_seconds())),
+            replace_existing=True,
+        )
+
+    def apply_items(self, items: Mapping[str, JobSchedule]) -> list[str]:
+        """Add, drop and reschedule the stages' own jobs; what changed, for the log."""
+        changed: list[str] = []
+        for job in sorted(set(self._items) | set(items)):
+            before, after = self._items.get(job), items.get(job)
+            if before == after:
+                continue
+            self.remove(job)
+            if after is not None:
+                self._add_item(job, after)
+            changed.append(
+                f"{job}: {describe(before) if before else 'none'} → "
+                f"{describe(after) if after else 'none'}"
+            )
+        self._items = dict(items)
+        return changed
 
     def apply(self, schedule: ScheduleConfig) -> list[str]:
         """Reschedule the jobs whose schedule changed; returns what changed, for the log."""

@@ -33,7 +33,7 @@ from .locks import InstanceLock
 from .logs import configure_logging, get_logger
 from .notify import Notifier
 from .scheduler import JobScheduler, describe
-from .stages import CHAINED, SCHEDULED, lock_of
+from .stages import CHAINED, SCHEDULED, item_jobs, lock_of
 from .store import Store, StoreError
 from .wakeup import Wakeup
 from .watcher import Changes, FolderWatcher
@@ -70,7 +70,7 @@ class Service:
         self.worker = Worker(lambda: self._runtime, self.cancel, self._status)
         self.worker.retry_requested = lambda delay: self._schedule_requested(delay)
         self.worker.run_at = self._run_stage_at
-        self.scheduler = JobScheduler(self.worker.scheduled)
+        self.scheduler = JobScheduler(self.worker.scheduled, run_item=self.worker.item)
         self.instance = InstanceLock(config.data_dir)
         self.watcher: FolderWatcher | None = None
         self.web: Any = None
@@ -123,8 +123,11 @@ class Service:
 
         def scheduler() -> None:
             first_sync = self.config.schedule.first_sync_after.total_seconds()
-            self.scheduler.start(self.config.schedule, first_sync_in=first_sync)
+            self.scheduler.start(
+                self.config.schedule, first_sync_in=first_sync, items=_item_schedules(self.config)
+            )
             self._resume(interrupted)
+            self._first_runs(after=first_sync + self._first_item_delay())
             if self.notifier.watchdog_interval is not None:
                 self.scheduler.heartbeat(self.notifier.watchdog, self.notifier.watchdog_interval)
 
@@ -152,10 +155,33 @@ class Service:
 
     def _resume(self, jobs: list[str]) -> None:
         """A stage whose last run was cut short (stop, crash, kill -9) runs again soon."""
+        items = item_jobs(self.config)
         for job in jobs:
             if job in CHAINED and self.config.schedule.of(job).enabled:
                 log.info("resuming an interrupted stage", job=job)
                 self.scheduler.soon(f"resume-{job}", self.worker.scheduled, 1.0, job, "resume")
+            elif job in items:  # a push cut short goes on (it reads the remote first)
+                log.info("resuming an interrupted job", job=job)
+                self.scheduler.soon(f"resume-{job}", self.worker.item, 1.0, job, "resume")
+
+    def _first_item_delay(self) -> float:
+        return self.config.playlists.first_run_after.total_seconds()
+
+    def _first_runs(self, *, after: float) -> None:
+        """A stage's own job that never ran (a saved playlist just added) runs soon, after
+        the first sync, instead of a whole `every:` later."""
+        jobs = item_jobs(self.config)
+        if not jobs:
+            return
+        try:
+            with Store.open(self.config.db_path) as store:
+                ran = {r[0] for r in store.conn.execute("SELECT DISTINCT job FROM runs")}
+        except StoreError as exc:
+            log.warning("cannot tell which jobs ran before", error=str(exc))
+            return
+        for job in sorted(set(jobs) - ran):
+            log.info("a new job runs soon", job=job, in_seconds=round(after))
+            self.scheduler.soon(f"first-{job}", self.worker.item, after, job, "first")
 
     def _report_unavailable(self) -> None:
         for (kind, name), reason in self._runtime.plugins.unavailable.items():
@@ -253,6 +279,8 @@ class Service:
         for instance in dropped:
             _close(instance)
         rescheduled = self.scheduler.apply(new.schedule)
+        rescheduled += self.scheduler.apply_items(_item_schedules(new))
+        self._first_runs(after=self._first_item_delay())
         if new.folders != old.folders or new.watch != old.watch:
             self._stop_watcher()
             self._start_watcher()
@@ -292,14 +320,15 @@ class Service:
         if not self.cancel.is_set():
             self.scheduler.soon(REQUESTED, self.worker.requested, delay)
 
-    def _run_stage_at(self, stage: str, when: datetime) -> None:
-        """Run `stage` once at `when` (a spent per-day budget returns), not before."""
+    def _run_stage_at(self, job: str, when: datetime) -> None:
+        """Run `job` (a stage, or a saved playlist's job) once at `when` (a spent per-day
+        budget returns, a long 429 is over), not before."""
         if self.cancel.is_set():
             return
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
         delay = max(1.0, (when - datetime.now(UTC)).total_seconds())
-        self.scheduler.soon(f"later-{stage}", self.worker.scheduled, delay, stage, "budget")
-        log.info("stage rescheduled", stage=stage, at=when.isoformat(), in_seconds=round(delay))
+        self.scheduler.soon(f"later-{job}", self.worker.named, delay, job, "budget")
+        log.info("job rescheduled", job=job, at=when.isoformat(), in_seconds=round(delay))
 
     def _on_changes(self, changes: Changes) -> None:
         log.info(
@@ -466,6 +495,10 @@ class Service:
         self.instance.release()
         self._wake.close()
         log.info("stopped", reason=reason)
+
+
+def _item_schedules(config: Config) -> dict[str, Any]:
+    return {job: schedule for job, (_stage, schedule, _options) in item_jobs(config).items()}
 
 
 def _digest(path: Path) -> str | None:

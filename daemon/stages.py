@@ -18,7 +18,7 @@ from .errors import GenredError
 from .logs import get_logger
 
 if TYPE_CHECKING:
-    from .config import Config
+    from .config import Config, JobSchedule
     from .hookspecs import PluginLookup
     from .progress import Progress
     from .store import Store
@@ -55,6 +55,9 @@ class Stage:
     scheduled: bool = True  # a job of the daemon, with a `schedule:` entry
     chained: bool = True  # runs right after a sync that brought new or changed tracks
     nothing_enabled: str = ""  # what the CLI says when no plugin of `needs` is enabled
+    # Jobs of the stage's own from the config, each with its schedule and options (a saved
+    # playlist each: `playlists:Focus`); the daemon schedules them, recorded by job name.
+    jobs: Callable[[Config], Mapping[str, tuple[JobSchedule, dict[str, Any]]]] | None = None
 
     def has_work(self, plugins: PluginLookup) -> bool:
         return self.needs is None or bool(plugins.of(self.needs))
@@ -210,6 +213,18 @@ def _train(run: StageRun) -> dict[str, Any]:
     }
 
 
+def _playlists(run: StageRun) -> dict[str, Any]:
+    from .pipeline.playlists import run_saved
+
+    return run_saved(run)
+
+
+def _playlist_jobs(config: Config) -> Mapping[str, tuple[JobSchedule, dict[str, Any]]]:
+    from .pipeline.playlists import saved_jobs
+
+    return saved_jobs(config)
+
+
 # --------------------------------------------------------------------------- the registry
 
 STAGES: dict[str, Stage] = {
@@ -257,6 +272,15 @@ STAGES: dict[str, Stage] = {
         # Training reads the store and writes only files (the model directory, replaced
         # atomically): no lock; classify picks the new model up on its next run.
         Stage("train", _train, scheduled=False, chained=False),
+        # Saved prompts (`playlists.saved`), each on its own schedule: job `playlists:NAME`.
+        Stage(
+            "playlists",
+            _playlists,
+            lock="playlists",
+            scheduled=False,
+            chained=False,
+            jobs=_playlist_jobs,
+        ),
     )
 }
 SCHEDULED = tuple(name for name, stage in STAGES.items() if stage.scheduled)
@@ -264,9 +288,27 @@ CHAINED = tuple(name for name, stage in STAGES.items() if stage.chained)
 
 
 def lock_of(job: str) -> str | None:
-    """The stage lock a recorded job takes; a dry run writes nothing and takes none."""
-    stage = STAGES.get(job)
+    """The stage lock a recorded job takes; a dry run writes nothing and takes none. A
+    stage's own job (`playlists:Focus`) takes its stage's lock."""
+    stage = STAGES.get(job) or stage_of_job(job)
     return stage.lock if stage is not None else None
+
+
+def stage_of_job(job: str) -> Stage | None:
+    """The stage whose own jobs include `job` (`playlists:Focus` → playlists)."""
+    name, sep, _item = job.partition(":")
+    stage = STAGES.get(name) if sep else None
+    return stage if stage is not None and stage.jobs is not None else None
+
+
+def item_jobs(config: Config) -> dict[str, tuple[Stage, JobSchedule, dict[str, Any]]]:
+    """Every stage's own jobs in `config`: job → (stage, schedule, options)."""
+    out: dict[str, tuple[Stage, JobSchedule, dict[str, Any]]] = {}
+    for stage in STAGES.values():
+        if stage.jobs is not None:
+            for job, (schedule, options) in stage.jobs(config).items():
+                out[job] = (stage, schedule, options)
+    return out
 
 
 def add_counts(totals: dict[str, int], counts: Mapping[str, Any]) -> None:

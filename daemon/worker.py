@@ -17,13 +17,13 @@ from datetime import datetime
 from typing import Any
 
 from .config import Config
-from .errors import Cancelled, GenredError, LLMBudgetExhausted, StageBusy
+from .errors import Cancelled, GenredError, RetryLater, StageBusy
 from .loader import LoadedPlugins
 from .logs import get_logger
 from .memory import release_memory
 from .pipeline.jobs import run_job
 from .progress import LogProgress
-from .stages import CHAINED, STAGES, Stage, StageRun
+from .stages import CHAINED, STAGES, Stage, StageRun, item_jobs
 from .store import Store
 from .triggers import SyncRequests, TakenRequests
 
@@ -73,6 +73,25 @@ class Worker:
             if stage == "sync" and counts is not None and _changed(counts):
                 self._downstream(rt, "chain")
 
+    def item(self, job: str, trigger: str = "schedule") -> None:
+        """A stage's own job (a saved playlist: `playlists:Focus`), with its options from the
+        current config; one that left the config is skipped."""
+        with self._running():
+            rt = self.runtime()
+            found = item_jobs(rt.config).get(job)
+            if found is None:
+                log.info("job no longer in the config; skipped", job=job)
+                return
+            stage, _schedule, options = found
+            self._stage(rt, stage, trigger, options, job=job)
+
+    def named(self, job: str, trigger: str) -> None:
+        """Run a job by its recorded name: a stage, or a stage's own job."""
+        if job in STAGES:
+            self.scheduled(job, trigger)
+        else:
+            self.item(job, trigger)
+
     def requested(self) -> None:
         """Serve every gathered sync request in one run (watcher, webhook, alerts)."""
         with self._running():
@@ -117,11 +136,14 @@ class Worker:
         stage: Stage,
         trigger: str,
         options: dict[str, Any] | None = None,
+        *,
+        job: str | None = None,
     ) -> dict[str, Any] | None:
-        """Run one stage as a recorded, locked job; None when it failed or was skipped."""
+        """Run one stage as a recorded, locked job (`job`: its name in `runs`, default the
+        stage's); None when it failed or was skipped."""
         if self.cancel.is_set():
             return None
-        job = stage.name
+        job = job or stage.name
         progress = LogProgress(on_status=self.on_status)
         self.on_status(f"{job} starting ({trigger})")
 
@@ -148,11 +170,12 @@ class Worker:
                 )
         except (Cancelled, StageBusy):
             return None
-        except LLMBudgetExhausted as exc:  # recorded as failed by run_job, with the reason
+        except RetryLater as exc:  # a spent budget, a long 429: recorded as failed by run_job
             log.warning(
-                "budget spent; the stage runs again when it returns",
+                "deferred; the job runs again when it may",
                 job=job,
                 retry_at=exc.retry_at.isoformat(),
+                reason=str(exc),
             )
             self.run_at(job, exc.retry_at)
             return None

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.emulators.plex.fixtures", "tests.emulators.llm.fixtures"]
+pytest_plugins = [
+    "tests.emulators.plex.fixtures",
+    "tests.emulators.llm.fixtures",
+    "tests.emulators.spotify.fixtures",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 # Third-party data the tests and the demo use, vendored with its SOURCES and licences.

@@ -7,6 +7,11 @@ the real `genred run` (as systemd would: with a notify socket, whose STATUS line
 shown). While it runs, a real audio file is copied into the watched folder, and the demo
 shows its genres appearing in (emulated) Plex through plexapi. Nothing real is touched.
 
+Then playlists from plain words: `genred spotify login` (the browser step done by the
+demo) against an emulated Spotify (tests/emulators/spotify, the same freemusi.cc catalogue,
+a tenth of it "not on Spotify"), `genred playlist create` pushed to Spotify and Plex, one
+`genred playlist refine` with its diff, and the tracks Spotify does not have.
+
 The `llm-metadata` classifier asks the LLM emulator (tests/emulators/llm: an
 OpenAI/Groq-compatible server whose oracle knows freemusi.cc's genres), unless
 GROQ_API_KEY is set: then it asks Groq itself, over a 300-track slice of the catalogue
@@ -31,6 +36,7 @@ from plexapi.server import PlexServer
 from tests.daemon_process import DaemonProcess, runs, wait_until
 from tests.emulators.llm import UNLIMITED, GroundTruth, LLMEmulator
 from tests.emulators.plex import PlexEmulator, PlexLibrary
+from tests.emulators.spotify import Catalogue, SpotifyEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
@@ -62,6 +68,16 @@ plugins:
     groq:
 {llm}
   writeback: [plex]
+  playlists:
+    plex: {{}}
+    spotify:                 # the EMULATED Spotify Web API and accounts service
+      client_id: genred-test-client
+      client_secret: genred-test-secret
+      redirect_uri: http://127.0.0.1:8888/callback
+      api_url: {spotify}/v1/
+      accounts_url: {spotify}
+playlists:
+  targets: [spotify, plex]
 presets_dir: {prompts}
 decide:
   mood_min_confidence: 0.1   # musicnn's tag probabilities are modest
@@ -214,6 +230,92 @@ def focus_truth(library: PlexLibrary, truth: GroundTruth) -> None:
     truth.set_label("Focus", members)
 
 
+def genred(config: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "genred", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout + done.stderr
+
+
+def spotify_login(config: Path) -> None:
+    """`genred spotify login` as a person runs it: open the printed address, paste back."""
+    import requests
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genred", "spotify", "login", "--config", str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    url = ""
+    while not url:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        print(f"  {line.rstrip()}")
+        if line.strip().startswith("http"):
+            url = line.strip()
+    answer = requests.get(url, allow_redirects=False, timeout=10)  # the "browser" approves
+    pasted = answer.headers["Location"]
+    print(f"  (pasted: {pasted[:60]}…)")
+    out, _ = proc.communicate(pasted + "\n", timeout=60)
+    for line in out.splitlines():
+        print(f"  {line}")
+
+
+def pushed_line(line: str) -> bool:
+    """A line of `genred playlist …` about the pushes (and the tracks a target lacks)."""
+    return (
+        line.startswith(("spotify:", "plex:", "LLM requests", "  note:"))
+        or "tracks are not at" in line
+        or line.startswith(("    track ", "    … and"))
+    )
+
+
+def show_playlists(config: Path, spotify: SpotifyEmulator, plex: PlexServer) -> None:
+    print("\nPlaylists from plain words, pushed to Spotify (EMULATED) and Plex (EMULATED)")
+    print(f"\n$ genred spotify login --config {config}")
+    spotify_login(config)
+    prompt = "calm electronic for reading, 20 songs"
+    print(f'\n$ genred playlist create "{prompt}" --name Reading')
+    created = genred(config, "playlist", "create", prompt, "--name", "Reading")
+    lines = created.splitlines()
+    print("\n".join(f"  {line}" for line in lines[:24]))
+    if len(lines) > 24:
+        print("  … (the other tracks, each with its why: genred playlist show Reading)")
+        for line in lines[24:]:
+            if pushed_line(line):
+                print(f"  {line}")
+    change = "no ambient, no trip-hop"
+    print(f'\n$ genred playlist refine Reading "{change}"')
+    refined = genred(config, "playlist", "refine", "Reading", change).splitlines()
+    for line in refined[:40]:
+        print(f"  {line}")
+    for line in refined[40:]:
+        if pushed_line(line):
+            print(f"  {line}")
+    (remote,) = list(spotify.playlists.values())
+    print(
+        f"\nThe emulated Spotify now has playlist {remote.name!r} ({remote.id}) with "
+        f"{len(remote.track_ids)} tracks: “{remote.description[:90]}…”"
+    )
+    for item in plex.playlists():
+        if item.title == "Reading":
+            print(
+                f"Plex has playlist {item.title!r} ({item.ratingKey}) with {len(item.items())} tracks"
+            )
+    writes = spotify.writes()
+    print(
+        f"{len(writes)} writes reached the emulated Spotify ({len(spotify.violations())} violations "
+        "of Spotify's OpenAPI spec); pushing again now would send nothing."
+    )
+
+
 def main() -> None:
     if WORK.exists():
         shutil.rmtree(WORK)
@@ -248,7 +350,11 @@ def main() -> None:
 
 
 def run_demo(library: PlexLibrary, music: Path, prompts: Path, llm: LLMEmulator | None) -> None:
-    with PlexEmulator(library, token=TOKEN, scan_roots={library.root: music}) as emu:
+    catalogue = Catalogue.from_freemusicc(absent_fraction=0.1)
+    with (
+        PlexEmulator(library, token=TOKEN, scan_roots={library.root: music}) as emu,
+        SpotifyEmulator(catalogue) as spotify,
+    ):
         print(f"Plex Media Server on {emu.url}: EMULATED (tests/emulators/plex), not a real one.")
         path_map = {**library.audio_path_map(), library.root: music}
         port = free_port()
@@ -264,6 +370,7 @@ def run_demo(library: PlexLibrary, music: Path, prompts: Path, llm: LLMEmulator 
                 path_map="\n".join(f"    {k}: {v}" for k, v in path_map.items()),
                 llm=llm_settings(llm),
                 prompts=prompts,
+                spotify=spotify.url,
             )
         )
         config.chmod(0o600)
@@ -324,6 +431,7 @@ def run_demo(library: PlexLibrary, music: Path, prompts: Path, llm: LLMEmulator 
             [sys.executable, "-m", "genred", "status", "--config", str(config)], check=False
         )
         print(f"\n{len(emu.puts())} edit requests reached the emulated Plex.")
+        show_playlists(config, spotify, plex)
     print(
         "\nEmulated here: the Plex Media Server (and its webhook sender). Real: genred, "
         "plexapi, the files, the database.\n"

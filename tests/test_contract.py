@@ -8,6 +8,7 @@ plugin without a scenario here fails `test_every_builtin_plugin_has_a_scenario`.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -261,6 +262,58 @@ def tags_writeback(root: Path, env: dict[str, Any]) -> None:
         assert all(mutagen.File(p)["genre"] == ["hip hop"] for p in music.iterdir())
 
 
+def plex_playlists(root: Path, env: dict[str, Any]) -> None:
+    emu: PlexEmulator = env["plex"]
+    config = (
+        f"plex: {{url: '{emu.url}', token: {emu.token}}}\n"
+        f"plugins:\n  sources:\n    plex: {{{FAST}}}\n  classifiers: [taxonomy]\n"
+        "  playlists: {plex: {}}\n"
+        "playlists:\n  saved:\n    Volts: {prompt: 'electronic, 20 songs', targets: [plex]}\n"
+    )
+    with Harness(root, config) as lib:
+        built(lib, "playlists", "plex")
+        for stage in ("sync", "classify", "decide"):
+            lib.run(stage)
+        counts = lib.run("playlists")
+        assert (counts["playlists"], counts["tracks"], counts["pushed"]) == (1, 20, 1)
+        [playlist] = emu.library.playlists.values()
+        assert playlist.title == "Volts" and len(playlist.items) == 20
+        lib.run("playlists")  # the first refresh: keeps its share, redraws the rest, same day
+        assert list(emu.library.playlists.values()) == [playlist]  # edited in place
+        emu.clear_requests()
+        again = lib.run("playlists")  # the same day again: the same draw, nothing to send
+        assert again["unchanged"] == 1 and emu.puts() == []
+
+
+def spotify_playlists(root: Path, env: dict[str, Any]) -> None:
+    from tests.emulators.spotify.clients import authorization_code
+    from tests.playlist_setup import catalogue_records, spotify_settings
+
+    emu = env["spotify"]
+    settings = json.dumps(spotify_settings(emu))
+    config = (
+        f"plugins:\n  classifiers: [taxonomy]\n  playlists:\n    spotify: {settings}\n"
+        "playlists:\n  saved:\n    Volts: {prompt: 'electronic, 20 songs', targets: [spotify]}\n"
+    )
+    with Harness(root, config) as lib:
+        target = built(lib, "playlists", "spotify")
+        target.tokens.log_in(authorization_code(target.tokens.manager))  # `genred spotify login`
+        lib.add_tracks(catalogue_records(env["catalogue"], 300), source="folder")
+        lib.run("classify")
+        lib.run("decide")
+        emu.clear_requests()
+        counts = lib.run("playlists")
+        assert (counts["playlists"], counts["pushed"]) == (1, 1)
+        [playlist] = emu.playlists.values()
+        assert playlist.name == "Volts" and len(playlist.track_ids) == counts["tracks"] == 20
+        assert emu.violations() == []
+        lib.run("playlists")  # the first refresh: keeps its share, redraws the rest, same day
+        assert len(emu.playlists) == 1  # edited in place
+        emu.clear_requests()
+        again = lib.run("playlists")  # the same day again: the same draw, nothing to send
+        assert again["unchanged"] == 1 and emu.api_requests() == []
+
+
 SCENARIOS: dict[tuple[str, str], Callable[[Path, dict[str, Any]], None]] = {
     ("sources", "plex"): plex_source,
     ("sources", "folder"): folder_source,
@@ -275,6 +328,8 @@ SCENARIOS: dict[tuple[str, str], Callable[[Path, dict[str, Any]], None]] = {
     ("llm", "openai"): llm_metadata_with("openai"),
     ("writeback", "plex"): plex_writeback,
     ("writeback", "tags"): tags_writeback,
+    ("playlists", "plex"): plex_playlists,
+    ("playlists", "spotify"): spotify_playlists,
 }
 
 
@@ -292,6 +347,9 @@ def env(
     out: dict[str, Any] = {}
     if "plex" in name:
         out["plex"] = request.getfixturevalue("plex_emulator")
+    if name == "spotify":
+        out["catalogue"] = request.getfixturevalue("spotify_catalogue")
+        out["spotify"] = request.getfixturevalue("spotify_emulator")
     if name.startswith("llm") or kind == "llm":
         truth = GroundTruth()
         with LLMEmulator(truth, key=LLM_KEY) as emu:

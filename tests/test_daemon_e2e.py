@@ -489,3 +489,45 @@ def test_tags_writeback_in_the_daemon_does_not_set_off_the_watcher(tmp_path: Pat
         assert json.loads(watched[0][4])["changed"] == 1
         assert len(written()) == 1  # and nothing was written again
         assert daemon.stop() == 0
+
+
+# --------------------------------------------------------------------------- saved playlists
+
+
+def test_a_saved_playlist_is_made_soon_after_the_first_sync_then_on_its_schedule(
+    tmp_path: Path,
+) -> None:
+    music = tmp_path / "music"
+    for n, genre in enumerate(["Ambient", "Ambient", "Ambient", "Rock"]):
+        tagged_copy(
+            music / f"a{n}" / f"t{n}.ogg", tmp_path, title=f"Song {n}", artist=f"Artist {n}",
+            album=f"Album {n}", genre=genre,
+        )  # fmt: skip
+    config = write(
+        tmp_path / "genred.yaml",
+        f"""
+        data_dir: {tmp_path / "data"}
+        folders: [{music}]
+        plugins:
+          sources: [folder]
+          classifiers: [taxonomy]
+        schedule: {{first_sync_after: 0.2s}}
+        playlists:
+          first_run_after: 0.5s
+          saved:
+            Calm: {{prompt: "ambient, 10 songs", every: 1d}}
+        web: {{enabled: false}}
+        """,
+    )
+    db = tmp_path / "data" / "genred.db"
+    with DaemonProcess(config) as daemon:
+        daemon.wait_ready()
+        done = wait_until(
+            lambda: [r for r in runs(db, "playlists:Calm") if r[3] == "ok"], 60, "the playlist job"
+        )
+        assert done[0][2] == "first"
+        counts = json.loads(done[0][4])
+        assert counts["playlists"] == 1 and counts["tracks"] == 3
+        assert query(db, "SELECT name, saved FROM playlists") == [("Calm", 1)]
+        assert daemon.has_notify("STATUS=playlists:Calm starting (first)")
+        assert daemon.stop() == 0

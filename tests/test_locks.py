@@ -105,7 +105,9 @@ def test_the_lock_of_each_job() -> None:
         "writeback": "writeback",
         "revert": "writeback",
         "train": None,  # writes only its model files, atomically
+        "playlists": "playlists",
     }
+    assert lock_of("playlists:Focus") == "playlists"  # a saved playlist's own job
     assert lock_of("writeback-dry-run") is None  # a dry run writes nothing
 
 

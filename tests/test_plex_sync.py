@@ -86,6 +86,7 @@ def expected(lib: PlexLibrary, track: Track) -> dict[str, Any]:
         "artist_genres": artist.genres,
         "source_added_at": iso(track.added_at),
         "source_updated_at": iso(track.updated_at),
+        "isrc": None,  # Plex does not report ISRCs
     }
 
 

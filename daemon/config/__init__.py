@@ -31,6 +31,7 @@ from .pipeline import (
     TrainLabelsConfig,
     WritebackConfig,
 )
+from .playlists import MAX_PROMPT_CHARS, PlaylistsConfig, SavedPlaylist, SemanticConfig
 from .plugins import PLUGIN_KINDS, PluginEntry, PluginsConfig, plugin_entries
 from .schedule import JobSchedule, ScheduleConfig
 from .services import FolderConfig, LoggingConfig, PlexConfig, WatchConfig, WebConfig
@@ -39,6 +40,7 @@ from .types import Duration, RetrySettings, StrictModel, is_secret_key, parse_du
 
 __all__ = [
     "ENV_VAR",
+    "MAX_PROMPT_CHARS",
     "PLUGIN_KINDS",
     "SEARCH_PATHS",
     "AlbumSmoothing",
@@ -55,11 +57,14 @@ __all__ = [
     "KeyPath",
     "LabelSource",
     "LoggingConfig",
+    "PlaylistsConfig",
     "PlexConfig",
     "PluginEntry",
     "PluginsConfig",
     "RetrySettings",
+    "SavedPlaylist",
     "ScheduleConfig",
+    "SemanticConfig",
     "SourceMap",
     "StrictModel",
     "TaxonomyConfig",

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
 
 from .pipeline import DecideConfig, ExtractConfig, TaxonomyConfig, TrainConfig, WritebackConfig
+from .playlists import PlaylistsConfig
 from .plugins import PluginsConfig
 from .schedule import ScheduleConfig
 from .services import (
@@ -33,6 +34,7 @@ class Config(StrictModel):
     decide: DecideConfig = DecideConfig()
     train: TrainConfig = TrainConfig()
     writeback: WritebackConfig = WritebackConfig()
+    playlists: PlaylistsConfig = PlaylistsConfig()
     taxonomy: TaxonomyConfig = TaxonomyConfig()
     web: WebConfig = WebConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -52,6 +54,7 @@ class Config(StrictModel):
         plugins = dict(plugins) if isinstance(plugins, dict) else {}
         plugins.setdefault("sources", ["plex"])
         plugins.setdefault("writeback", ["plex"])
+        plugins.setdefault("playlists", ["plex"])
         return {**data, "plugins": plugins}
 
     @property

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .types import StrictModel
 
-PLUGIN_KINDS = ("sources", "extractors", "classifiers", "llm", "writeback")
+PLUGIN_KINDS = ("sources", "extractors", "classifiers", "llm", "writeback", "playlists")
 
 
 class PluginEntry(BaseModel):
@@ -49,6 +49,7 @@ class PluginsConfig(StrictModel):
     classifiers: list[PluginEntry] = Field(default_factory=lambda: [PluginEntry(name="taxonomy")])
     llm: list[PluginEntry] = Field(default_factory=list)
     writeback: list[PluginEntry] = Field(default_factory=list)
+    playlists: list[PluginEntry] = Field(default_factory=list)
 
     @field_validator(*PLUGIN_KINDS, mode="before")
     @classmethod

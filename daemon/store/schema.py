@@ -218,11 +218,98 @@ def _v5_permanent_failures(db: sqlite3.Connection) -> None:
     )
 
 
+def _v6_playlists(db: sqlite3.Connection) -> None:
+    """Playlists made from prompts: versions, where each is pushed, per-chunk push records,
+    what each target matched; ISRCs of tracks; the year index selection filters on.
+
+    Replaces the unused v2 `playlists` table (never written by any release)."""
+    run_script(
+        db,
+        """
+        DROP TABLE playlists;
+        ALTER TABLE tracks ADD COLUMN isrc TEXT;
+        CREATE INDEX tracks_year ON tracks(year);
+        CREATE INDEX tracks_first_seen ON tracks(first_seen_at);
+
+        CREATE TABLE playlists (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            prompt TEXT NOT NULL,
+            targets TEXT NOT NULL DEFAULT '[]',  -- JSON list of playlist target names
+            head INTEGER,                        -- the current version's number
+            saved INTEGER NOT NULL DEFAULT 0,    -- from the config's `playlists.saved`
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE playlist_versions (
+            playlist_id INTEGER NOT NULL REFERENCES playlists(id) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            parent INTEGER,                      -- the version it was made from (undo goes there)
+            reason TEXT NOT NULL,                -- create | refine: … | refresh … | edit | pin …
+            intent TEXT NOT NULL,                -- JSON: the typed intent, with field sources
+            tracks TEXT NOT NULL,                -- JSON [{track_id, why, pinned, score}], in order
+            banned TEXT NOT NULL DEFAULT '[]',   -- JSON track ids the user removed (never back)
+            report TEXT NOT NULL DEFAULT '{}',   -- JSON: asked, got, relaxed, shortfall, notes
+            llm_requests INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (playlist_id, number)
+        );
+
+        CREATE TABLE playlist_remotes (
+            playlist_id INTEGER NOT NULL REFERENCES playlists(id) ON DELETE CASCADE,
+            target TEXT NOT NULL,                -- spotify | plex | …
+            remote_id TEXT NOT NULL,
+            items TEXT NOT NULL DEFAULT '[]',    -- JSON: the items as last pushed, in order
+            description TEXT NOT NULL DEFAULT '',
+            version INTEGER,                     -- the playlist version last pushed in full
+            pushed_at TEXT,
+            PRIMARY KEY (playlist_id, target)
+        );
+
+        CREATE TABLE playlist_pushes (
+            id INTEGER PRIMARY KEY,
+            playlist_id INTEGER NOT NULL REFERENCES playlists(id) ON DELETE CASCADE,
+            target TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            remote_id TEXT,
+            status TEXT NOT NULL,                -- running | ok | failed
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            error TEXT
+        );
+        CREATE INDEX playlist_pushes_of ON playlist_pushes(playlist_id, target, id);
+
+        CREATE TABLE playlist_push_chunks (
+            push_id INTEGER NOT NULL REFERENCES playlist_pushes(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            edit TEXT NOT NULL,                  -- JSON: one request's edit
+            status TEXT NOT NULL,                -- pending | sent
+            sent_at TEXT,
+            PRIMARY KEY (push_id, seq)
+        );
+
+        CREATE TABLE playlist_matches (
+            target TEXT NOT NULL,
+            track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+            fingerprint TEXT NOT NULL,           -- of the fields matched on: edits re-match
+            item TEXT,                           -- the target's id (spotify:track:…); NULL: none
+            how TEXT NOT NULL,                   -- isrc | search | source | none
+            score REAL NOT NULL DEFAULT 0,
+            note TEXT NOT NULL DEFAULT '',
+            checked_at TEXT NOT NULL,
+            PRIMARY KEY (target, track_id)
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _v1_core,
     _v2_cache_playlists_state,
     _v3_cache_used_at,
     _v4_file_writes,
     _v5_permanent_failures,
+    _v6_playlists,
 ]
 LATEST = len(MIGRATIONS)

@@ -65,6 +65,7 @@ ID3_FRAMES = {
     "date": "TDRC",
     "genre": "TCON",
     "mood": "TMOO",
+    "isrc": "TSRC",
 }
 ASF_NAMES = {
     "title": "Title",
@@ -76,6 +77,7 @@ ASF_NAMES = {
     "date": "WM/Year",
     "genre": "WM/Genre",
     "mood": "WM/Mood",
+    "isrc": "WM/ISRC",
 }
 APE_NAMES = {
     "title": "Title",
@@ -87,8 +89,10 @@ APE_NAMES = {
     "date": "Year",
     "genre": "Genre",
     "mood": "Mood",
+    "isrc": "ISRC",
 }
 EasyMP4Tags.RegisterFreeformKey("mood", "MOOD")  # iTunes' freeform ----:com.apple.iTunes:MOOD
+EasyMP4Tags.RegisterFreeformKey("isrc", "ISRC")
 
 _LEADING_INT = re.compile(r"\s*(\d+)")
 _YEAR = re.compile(r"\s*(\d{4})")
@@ -336,6 +340,7 @@ class FolderSource:
             genres=_values(tags, "genre"),
             moods=_values(tags, "mood"),
             source_updated_at=stamp,
+            isrc=_isrc(first("isrc")),
         )
 
     def _path_record(self, path: str, stamp: str) -> TrackRecord:
@@ -441,6 +446,15 @@ def _values(tags: Any, name: str) -> tuple[str, ...]:
             raw = [found]
     cleaned = (str(getattr(v, "value", v)).strip() for v in raw)
     return tuple(dict.fromkeys(v for v in cleaned if v))
+
+
+_ISRC = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}\d{7}$")
+
+
+def _isrc(text: str | None) -> str | None:
+    """An ISRC as the tag holds it ("GB-EMI-76-00001" or "gbemi7600001"), or None."""
+    code = re.sub(r"[\s-]", "", text or "").upper()
+    return code if _ISRC.match(code) else None
 
 
 def _leading_int(text: str | None) -> int | None:

@@ -5,6 +5,8 @@
   `alerts.py`) and `local_path` (`plex.path_map`, `paths.py`).
 - `writeback.PlexWriteback` (`plugins.writeback.plex`): genres, moods and labels onto
   tracks, albums and artists, batched multi-edits, revertible.
+- `playlists.PlexPlaylists` (`plugins.playlists.plex`): genred's playlists (made from
+  prompts) as regular audio playlists, created once and edited in place.
 - `webhook.py`: the `/webhooks/plex/<web.webhook_secret>` route the source registers.
 - `commands.py`: `genred plex check` (can genred read the files Plex reports?).
 - `connection.py`: connecting, retries, and plexapi's errors as genred's.

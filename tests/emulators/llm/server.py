@@ -19,6 +19,7 @@ from . import recorded
 from .models import ModelSpec, model_table
 from .noise import Noise, NoiseInjector
 from .oracle import GroundTruth, answer, asked_items, example_for_schema, find_document
+from .playlists import PlaylistOracle, find_playlist_request
 from .ratelimits import (
     Limits,
     ModelBudget,
@@ -56,7 +57,8 @@ class LLMRequestRecord:
 
     `at` is the emulator's clock. `requested_tokens` is what the TPM check counted (prompt
     estimate + max_completion_tokens); the buckets are charged prompt + completion tokens.
-    `kind`: "classify", "label", "chat", "models" or "" (refused before reading the body).
+    `kind`: "classify", "label", "chat", "models", a playlist task ("playlist-intent",
+    "playlist-refine", "playlist-rank", "playlist-songs") or "" (refused before the body).
     """
 
     method: str
@@ -171,6 +173,7 @@ class LLMEmulator(ThreadedEmulator):
         self._injector = NoiseInjector(noise or Noise())
         self._ids = random.Random(seed)
         self._log: list[LLMRequestRecord] = []
+        self.playlists = PlaylistOracle()  # the playlist questions (playlists.py)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -370,12 +373,18 @@ class LLMEmulator(ThreadedEmulator):
             (message_text(m) for m in reversed(messages) if m.get("role") == "user"), ""
         )
         document = find_document(user_text)
-        if document is not None:
+        playlist = find_playlist_request(user_text)
+        if playlist is not None:  # playlists.py: intent, refine, rank, songs
+            document = None
+            base["kind"] = str(playlist["task"])
+            base["document"] = playlist
+            base["items"] = tuple(i.get("id") for i in asked_items(playlist))
+        elif document is not None:
             base["kind"] = "label" if isinstance(document.get("label"), str) else "classify"
             base["items"] = tuple(item.get("id") for item in asked_items(document))
             base["document"] = document
             base["label"] = document.get("label") if base["kind"] == "label" else None
-        else:
+        elif playlist is None:
             base["kind"] = "chat"
 
         with self._lock:
@@ -469,6 +478,10 @@ class LLMEmulator(ThreadedEmulator):
                     f"The user asks for {len(base['items'])} tracks. Look each one up and "
                     "answer with the JSON document only."
                 )
+        elif base["kind"].startswith("playlist-"):
+            played = self.playlists.answer(base["document"], self._injector)
+            content = json.dumps(played.document, ensure_ascii=False, separators=(",", ":"))
+            noise += played.noise
         else:
             content, reasoning = self._chat_reply(body, fmt, schema)
             reasoning = reasoning if spec.reasoning else None
