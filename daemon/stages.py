@@ -187,6 +187,8 @@ def _revert(run: StageRun) -> dict[str, Any]:
 def _train(run: StageRun) -> dict[str, Any]:
     from .training.train import train_audio_model
 
+    if run.trigger != "cli":
+        return _auto_train(run)
     trained = train_audio_model(
         run.store,
         run.config,
@@ -200,6 +202,22 @@ def _train(run: StageRun) -> dict[str, Any]:
         "classes": len(card.labels),
         "train": card.split.train_tracks,
         "test": card.split.test_tracks,
+    }
+
+
+def _auto_train(run: StageRun) -> dict[str, Any]:
+    """The daemon's train job (`train.auto`): only with enough new labels, kept if not worse."""
+    from .training.auto import retrain_if_due
+
+    result = retrain_if_due(
+        run.store, run.config, progress=run.progress, say=lambda text: log.info(text)
+    )
+    run.results["auto"] = result
+    log.info("train.auto", reason=result.reason, new_labels=result.labels.new)
+    return {
+        "new_labels": result.labels.new,
+        "trained": int(result.trained is not None),
+        "kept": int(result.kept),
     }
 
 
@@ -248,8 +266,9 @@ STAGES: dict[str, Stage] = {
             nothing_enabled="no writeback target is enabled (plugins.writeback in the config)",
         ),
         # Training reads the store and writes only files (the model directory, replaced
-        # atomically): no lock; classify picks the new model up on its next run.
-        Stage("train", _train, scheduled=False, chained=False),
+        # atomically); its lock keeps two trainings apart, classify runs on beside it and
+        # picks the new model up on its next run. Scheduled only with `train.auto`.
+        Stage("train", _train, lock="train", chained=False),
     )
 }
 SCHEDULED = tuple(name for name, stage in STAGES.items() if stage.scheduled)

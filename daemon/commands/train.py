@@ -1,8 +1,8 @@
 """`genred train [--features a,b] [--report]`: fit the `audio-model` classifier, or show it.
 
 Training reads the store and writes only files (the model directory, replaced
-atomically), so it takes no stage lock: classify keeps running on the model it loaded
-and picks up the new one on its next run. The run is recorded in `runs` (job "train")
+atomically), so it takes only the `train` lock (two trainings never overlap): classify
+keeps running on the model it loaded and picks up the new one on its next run. The run is recorded in `runs` (job "train")
 so `genred status` shows it.
 """
 
@@ -102,6 +102,8 @@ def card_lines(card: ModelCard) -> list[str]:
         f"{c.ece_after:.3f} after ({c.method})",
         f"training: {card.training.epochs} epochs, weights of epoch {card.training.best_epoch}",
     ]
+    if card.activation:
+        lines.append(card.activation)
     if card.dropped_labels:
         lines.append(
             "dropped (too few tracks): "

@@ -190,5 +190,34 @@ def _v3_cache_used_at(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1_core, _v2_cache_playlists_state, _v3_cache_used_at]
+def _library_views(db: sqlite3.Connection) -> None:
+    """What the dashboard filters and sorts by, indexed for a 100k-track library; who
+    decided each track's genre; and every decision made once more to fill that in."""
+    run_script(
+        db,
+        """
+        ALTER TABLE decisions ADD COLUMN decided_by TEXT NOT NULL DEFAULT '';
+        CREATE INDEX decisions_review ON decisions(status, confidence);
+        CREATE INDEX decisions_confidence ON decisions(confidence);
+        CREATE INDEX tracks_by_artist ON tracks(coalesce(artist, '') COLLATE NOCASE,
+            coalesce(album, '') COLLATE NOCASE, coalesce(disc_no, 0), coalesce(track_no, 0), id)
+            WHERE removed = 0;
+        CREATE INDEX tracks_by_title ON tracks(coalesce(title, '') COLLATE NOCASE, id)
+            WHERE removed = 0;
+        CREATE INDEX tracks_by_album ON tracks(coalesce(album, '') COLLATE NOCASE,
+            coalesce(disc_no, 0), coalesce(track_no, 0), id) WHERE removed = 0;
+        CREATE INDEX tracks_by_year ON tracks(coalesce(year, 0), id) WHERE removed = 0;
+        CREATE INDEX writebacks_item ON writebacks(item_kind, item_id);
+        CREATE INDEX overrides_created ON overrides(created_at);
+        DELETE FROM state WHERE key = 'decide.policy';
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    _v1_core,
+    _v2_cache_playlists_state,
+    _v3_cache_used_at,
+    _library_views,
+]
 LATEST = len(MIGRATIONS)

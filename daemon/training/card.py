@@ -95,6 +95,7 @@ class ModelCard(CardModel):
     metrics: Metrics
     calibration: Calibration
     left_out: dict[str, int] = Field(default_factory=dict)  # why labelled tracks were not used
+    activation: str = ""  # train.auto: why it became the current model, or why not
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelCard:

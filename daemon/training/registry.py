@@ -73,8 +73,11 @@ def current_version(data_dir: Path) -> str | None:
     return text
 
 
-def save(data_dir: Path, card: ModelCard, weights: bytes, keep: int) -> Path:
-    """Store a model as `card.version`, make it current, prune old versions."""
+def save(
+    data_dir: Path, card: ModelCard, weights: bytes, keep: int, *, activate: bool = True
+) -> Path:
+    """Store a model as `card.version`, make it current (unless not `activate`), prune
+    old versions."""
     root = models_dir(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / card.version
@@ -89,7 +92,8 @@ def save(data_dir: Path, card: ModelCard, weights: bytes, keep: int) -> Path:
     except BaseException:
         shutil.rmtree(incoming, ignore_errors=True)
         raise
-    set_current(data_dir, card.version)
+    if activate:
+        set_current(data_dir, card.version)
     prune(data_dir, keep)
     return final
 

@@ -89,11 +89,14 @@ def train_audio_model(
     progress: Progress | None = None,
     say: Callable[[str], None] | None = None,
     now: datetime | None = None,
+    keep: Callable[[ModelCard], tuple[bool, str]] | None = None,
 ) -> Trained:
     """Train on what the store holds, evaluate on held-out albums, calibrate, store.
 
     `features`: extractor names (default `train.features`). `say` gets one line per
-    step. Raises TrainingError when the store cannot give a model worth having."""
+    step. `keep(card)` says whether the new model becomes the current one, and why (the
+    reason goes into its card); default: it does. Raises TrainingError when the store
+    cannot give a model worth having."""
     settings = config.train
     say = say or (lambda _text: None)
     progress = progress or NullProgress()
@@ -177,7 +180,11 @@ def train_audio_model(
             "rare_labels": sum(selection.dropped.values()),
         },
     )
-    path = registry.save(config.data_dir, card, weights, settings.keep_versions)
+    activate = True
+    if keep is not None:
+        activate, why = keep(card)
+        card = card.model_copy(update={"activation": why})
+    path = registry.save(config.data_dir, card, weights, settings.keep_versions, activate=activate)
     return Trained(card, path)
 
 

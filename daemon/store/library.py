@@ -1,0 +1,335 @@
+"""The library as the dashboard lists it: search, filters, sort, cursor pages, CSV rows.
+
+Everything the user types reaches SQLite as a bound parameter (search words are LIKE
+patterns with their wildcards escaped); sort keys come from a fixed table. Pages are
+keyset pages (a cursor holds the sort key and id of the last row shown), so page 2,000
+costs what page 1 does; the sort keys are indexed (schema migration `_library_views`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import Store
+
+MAX_QUERY = 200  # characters of a search that are used
+MAX_WORDS = 8
+
+
+@dataclass(frozen=True)
+class Sort:
+    """A sort order: its SQL key expressions (never NULL), the last of them unique."""
+
+    name: str
+    title: str
+    keys: tuple[str, ...]
+
+
+SORTS: dict[str, Sort] = {
+    s.name: s
+    for s in (
+        Sort(
+            "artist",
+            "Artist",
+            (
+                "coalesce(t.artist, '') COLLATE NOCASE",
+                "coalesce(t.album, '') COLLATE NOCASE",
+                "coalesce(t.disc_no, 0)",
+                "coalesce(t.track_no, 0)",
+                "t.id",
+            ),
+        ),
+        Sort("title", "Title", ("coalesce(t.title, '') COLLATE NOCASE", "t.id")),
+        Sort(
+            "album",
+            "Album",
+            (
+                "coalesce(t.album, '') COLLATE NOCASE",
+                "coalesce(t.disc_no, 0)",
+                "coalesce(t.track_no, 0)",
+                "t.id",
+            ),
+        ),
+        Sort("year", "Year", ("coalesce(t.year, 0)", "t.id")),
+        Sort("confidence", "Confidence", ("coalesce(d.confidence, -1.0)", "t.id")),
+        Sort("decided", "Decided", ("coalesce(d.decided_at, '')", "t.id")),
+    )
+}
+STATUSES = ("decided", "review", "undecided")
+
+
+class CursorError(ValueError):
+    """A cursor this query did not hand out (or one of another sort order)."""
+
+
+@dataclass(frozen=True)
+class LibraryQuery:
+    """What the user asked for. Every field is optional; they combine with AND."""
+
+    q: str = ""  # words matched in title, artist, album, genres, moods, labels
+    genre: str | None = None  # a decided genre (case-insensitive, exact)
+    below: float | None = None  # decided with a confidence below this
+    status: str | None = None  # decided | review | undecided
+    by: str | None = None  # decided by this classifier (or `override`, `album`)
+    changed: bool = False  # genred wrote it (and it is not reverted)
+    overridden: bool = False  # it has a manual override
+    album: str | None = None  # `source:album id`
+    sort: str = "artist"
+    descending: bool = False
+
+    def words(self) -> list[str]:
+        return self.q[:MAX_QUERY].split()[:MAX_WORDS]
+
+    def without_sort(self) -> LibraryQuery:
+        return replace(self, sort="artist", descending=False)
+
+
+@dataclass(frozen=True)
+class LibraryRow:
+    id: int
+    title: str | None
+    artist: str | None
+    album: str | None
+    year: int | None
+    source: str
+    source_id: str
+    album_key: str | None
+    original: tuple[str, ...]  # the genres before genred wrote any (else as the source has them)
+    genres: tuple[str, ...]
+    moods: tuple[str, ...]
+    labels: tuple[str, ...]
+    confidence: float | None
+    status: str  # decided | review | undecided
+    decided_by: str
+    overridden: bool
+    changed: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[LibraryRow]
+    next_cursor: str | None
+    total: int | None = None
+    query: LibraryQuery = field(default_factory=LibraryQuery)
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _where(query: LibraryQuery) -> tuple[str, list[Any]]:
+    clauses = ["t.removed = 0"]
+    params: list[Any] = []
+    for word in query.words():
+        pattern = _like(word)
+        clauses.append(
+            "(t.title LIKE ? ESCAPE '\\' OR t.artist LIKE ? ESCAPE '\\' "
+            "OR t.album LIKE ? ESCAPE '\\' OR t.album_artist LIKE ? ESCAPE '\\' "
+            "OR d.genres LIKE ? ESCAPE '\\' OR d.moods LIKE ? ESCAPE '\\' "
+            "OR d.labels LIKE ? ESCAPE '\\')"
+        )
+        params += [pattern] * 7
+    if query.genre:
+        clauses.append("d.genres LIKE ? ESCAPE '\\'")
+        params.append(_like(json.dumps(query.genre.strip(), ensure_ascii=False)))
+    if query.below is not None:
+        clauses.append("d.confidence < ?")
+        params.append(float(query.below))
+    if query.status == "undecided":
+        clauses.append("d.track_id IS NULL")
+    elif query.status:
+        clauses.append("d.status = ?")
+        params.append(query.status)
+    if query.by:
+        clauses.append("(',' || d.decided_by || ',') LIKE ? ESCAPE '\\'")
+        params.append(_like(f",{query.by.strip()},"))
+    if query.changed:
+        clauses.append(
+            "EXISTS (SELECT 1 FROM writebacks w WHERE w.item_kind = 'track' "
+            "AND w.item_id = t.source_id AND w.written IS NOT NULL AND w.reverted_at IS NULL)"
+        )
+    if query.overridden:
+        clauses.append("EXISTS (SELECT 1 FROM overrides o WHERE o.track_id = t.id)")
+    if query.album:
+        source, _, album_id = query.album.partition(":")
+        clauses.append("t.source = ? AND t.album_source_id = ?")
+        params += [source, album_id]
+    return " AND ".join(clauses), params
+
+
+FROM = "FROM tracks t LEFT JOIN decisions d ON d.track_id = t.id"
+COLUMNS = """t.id, t.title, t.artist, t.album, t.year, t.source, t.source_id, t.album_source_id,
+    t.genres, d.genres, d.moods, d.labels, d.confidence, d.status, d.decided_by,
+    EXISTS (SELECT 1 FROM overrides o WHERE o.track_id = t.id),
+    (SELECT w.original FROM writebacks w WHERE w.item_kind = 'track' AND w.item_id = t.source_id
+        AND w.field = 'genre' AND w.written IS NOT NULL AND w.reverted_at IS NULL LIMIT 1)"""
+
+
+def _row(values: Sequence[Any]) -> LibraryRow:
+    (
+        track_id,
+        title,
+        artist,
+        album,
+        year,
+        source,
+        source_id,
+        album_id,
+        source_genres,
+        genres,
+        moods,
+        labels,
+        confidence,
+        status,
+        decided_by,
+        overridden,
+        original,
+    ) = values
+    return LibraryRow(
+        id=track_id,
+        title=title,
+        artist=artist,
+        album=album,
+        year=year,
+        source=source,
+        source_id=source_id,
+        album_key=f"{source}:{album_id}" if album_id else None,
+        original=tuple(json.loads(original if original is not None else source_genres)),
+        genres=tuple(json.loads(genres)) if genres else (),
+        moods=tuple(json.loads(moods)) if moods else (),
+        labels=tuple(json.loads(labels)) if labels else (),
+        confidence=confidence,
+        status=status or "undecided",
+        decided_by=decided_by or "",
+        overridden=bool(overridden),
+        changed=original is not None,
+    )
+
+
+def encode_cursor(sort: Sort, descending: bool, key: Sequence[Any]) -> str:
+    blob = json.dumps({"s": sort.name, "d": descending, "k": list(key)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(blob.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: Sort, descending: bool) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        key = data["k"]
+        ok = (
+            data["s"] == sort.name
+            and data["d"] == descending
+            and isinstance(key, list)
+            and len(key) == len(sort.keys)
+            and all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in key)
+        )
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        raise CursorError(
+            "this cursor does not belong to this list (the sort changed, or it was edited): "
+            "start again from the first page"
+        )
+    return list(key)
+
+
+def page(
+    store: Store,
+    query: LibraryQuery,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+    with_total: bool = True,
+) -> Page:
+    """One page of the library: `limit` rows after `cursor` (None: the first page)."""
+    sort = SORTS.get(query.sort) or SORTS["artist"]
+    where, params = _where(query)
+    keys = ", ".join(sort.keys)
+    direction = "DESC" if query.descending else "ASC"
+    order = ", ".join(f"{k} {direction}" for k in sort.keys)
+    after = ""
+    if cursor:
+        key = decode_cursor(cursor, sort, query.descending)
+        marks = ", ".join("?" * len(key))
+        after = f" AND ({keys}) {'<' if query.descending else '>'} ({marks})"
+        params = [*params, *key]
+    sql = f"SELECT {COLUMNS}, {keys} {FROM} WHERE {where}{after} ORDER BY {order} LIMIT ?"
+    fetched = store.conn.execute(sql, [*params, limit + 1]).fetchall()
+    width = len(sort.keys)
+    rows = [_row(r[:-width]) for r in fetched[:limit]]
+    next_cursor = (
+        encode_cursor(sort, query.descending, fetched[limit - 1][-width:])
+        if len(fetched) > limit
+        else None
+    )
+    total = count(store, query) if with_total else None
+    return Page(rows, next_cursor, total, query)
+
+
+def count(store: Store, query: LibraryQuery) -> int:
+    where, params = _where(query)
+    return int(store.conn.execute(f"SELECT COUNT(*) {FROM} WHERE {where}", params).fetchone()[0])
+
+
+def iter_rows(store: Store, query: LibraryQuery, batch: int = 1000) -> Iterator[LibraryRow]:
+    """Every row the query matches, in its order, `batch` at a time (flat memory)."""
+    cursor: str | None = None
+    while True:
+        found = page(store, query, cursor=cursor, limit=batch, with_total=False)
+        yield from found.rows
+        if found.next_cursor is None:
+            return
+        cursor = found.next_cursor
+
+
+CSV_HEADER = (
+    "id",
+    "source",
+    "source_id",
+    "artist",
+    "album",
+    "title",
+    "year",
+    "genres_before",
+    "genres",
+    "moods",
+    "labels",
+    "confidence",
+    "status",
+    "decided_by",
+    "overridden",
+    "written",
+)
+
+
+def csv_record(row: LibraryRow) -> list[str]:
+    """One CSV line's cells. A cell a spreadsheet would run as a formula gets a `'` first."""
+    cells: list[Any] = [
+        row.id,
+        row.source,
+        row.source_id,
+        row.artist or "",
+        row.album or "",
+        row.title or "",
+        row.year if row.year is not None else "",
+        "; ".join(row.original),
+        "; ".join(row.genres),
+        "; ".join(row.moods),
+        "; ".join(row.labels),
+        "" if row.confidence is None else f"{row.confidence:.4f}",
+        row.status,
+        row.decided_by,
+        "yes" if row.overridden else "no",
+        "yes" if row.changed else "no",
+    ]
+    return [_safe_cell(str(c)) for c in cells]
+
+
+def _safe_cell(text: str) -> str:
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
