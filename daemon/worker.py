@@ -20,8 +20,8 @@ from typing import Any
 from .config import Config
 from .errors import Cancelled, GenredError, LLMBudgetExhausted, StageBusy
 from .loader import LoadedPlugins
-from .logs import get_logger
 from .locks import holder
+from .logs import get_logger
 from .memory import release_memory
 from .pipeline.jobs import run_job
 from .progress import LiveProgress, LogProgress
@@ -122,9 +122,10 @@ class Worker:
             rt = self.runtime()
             for name in ("decide", "writeback"):
                 stage = STAGES[name]
-                if stage.has_work(rt.plugins) and not self.cancel.is_set():
-                    if self._stage(rt, stage, "override") is None:
-                        return
+                if not stage.has_work(rt.plugins) or self.cancel.is_set():
+                    continue
+                if self._stage(rt, stage, "override") is None:
+                    return
 
     def requested(self) -> None:
         """Serve every gathered sync request in one run (watcher, webhook, alerts)."""

@@ -123,18 +123,64 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _where(query: LibraryQuery) -> tuple[str, list[Any]]:
+DENSE = 2000  # a search matching more tracks than this walks the sort order instead
+SEARCHED = (
+    "t.title",
+    "t.artist",
+    "t.album",
+    "t.album_artist",
+    "d.genres",
+    "d.moods",
+    "d.labels",
+)
+
+
+def has_search_index(store: Store) -> bool:
+    """The trigram index (schema `_track_search`) exists: not on SQLite before 3.34."""
+    row = store.conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'track_search'"
+    ).fetchone()
+    return row is not None
+
+
+def match_expression(words: Sequence[str]) -> str:
+    """FTS5 query text: every word as a quoted phrase (its own quotes doubled), ANDed."""
+    return " AND ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+@dataclass(frozen=True)
+class _Where:
+    sql: str
+    params: list[Any]
+    total: int | None = None  # known without counting (a plain search, from the index)
+
+
+def _where(store: Store, query: LibraryQuery) -> _Where:
     clauses = ["t.removed = 0"]
     params: list[Any] = []
-    for word in query.words():
-        pattern = _like(word)
-        clauses.append(
-            "(t.title LIKE ? ESCAPE '\\' OR t.artist LIKE ? ESCAPE '\\' "
-            "OR t.album LIKE ? ESCAPE '\\' OR t.album_artist LIKE ? ESCAPE '\\' "
-            "OR d.genres LIKE ? ESCAPE '\\' OR d.moods LIKE ? ESCAPE '\\' "
-            "OR d.labels LIKE ? ESCAPE '\\')"
+    words = query.words()
+    indexed = [w for w in words if len(w) >= 3] if has_search_index(store) else []
+    scanned = [w for w in words if w not in indexed]
+    total: int | None = None
+    if indexed:
+        expression = match_expression(indexed)
+        matches = int(
+            store.conn.execute(
+                "SELECT COUNT(*) FROM track_search WHERE track_search MATCH ?", (expression,)
+            ).fetchone()[0]
         )
-        params += [pattern] * 7
+        plain = LibraryQuery(q=query.q, sort=query.sort, descending=query.descending)
+        if not scanned and query == plain:
+            total = matches
+        if matches > DENSE:
+            scanned = words  # plenty of matches: the sort order finds a page at once
+        else:
+            clauses.append("t.id IN (SELECT rowid FROM track_search WHERE track_search MATCH ?)")
+            params.append(expression)
+    for word in scanned:
+        pattern = _like(word)
+        clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in SEARCHED) + ")")
+        params += [pattern] * len(SEARCHED)
     if query.genre:
         clauses.append("d.genres LIKE ? ESCAPE '\\'")
         params.append(_like(json.dumps(query.genre.strip(), ensure_ascii=False)))
@@ -160,7 +206,7 @@ def _where(query: LibraryQuery) -> tuple[str, list[Any]]:
         source, _, album_id = query.album.partition(":")
         clauses.append("t.source = ? AND t.album_source_id = ?")
         params += [source, album_id]
-    return " AND ".join(clauses), params
+    return _Where(" AND ".join(clauses), params, total)
 
 
 FROM = "FROM tracks t LEFT JOIN decisions d ON d.track_id = t.id"
@@ -247,34 +293,54 @@ def page(
     limit: int = 50,
     with_total: bool = True,
 ) -> Page:
-    """One page of the library: `limit` rows after `cursor` (None: the first page)."""
+    """One page of the library: `limit` rows after `cursor` (None: the first page).
+
+    The ids of the page are found first (sort keys only), then their columns are read:
+    the per-row subqueries run for the rows shown, not for every row sorted."""
     sort = SORTS.get(query.sort) or SORTS["artist"]
-    where, params = _where(query)
+    where = _where(store, query)
+    params = list(where.params)
     keys = ", ".join(sort.keys)
+    named = ", ".join(f"{k} AS k{i}" for i, k in enumerate(sort.keys))
     direction = "DESC" if query.descending else "ASC"
     order = ", ".join(f"{k} {direction}" for k in sort.keys)
+    outer = ", ".join(f"p.k{i} {direction}" for i in range(len(sort.keys)))
     after = ""
     if cursor:
         key = decode_cursor(cursor, sort, query.descending)
         marks = ", ".join("?" * len(key))
         after = f" AND ({keys}) {'<' if query.descending else '>'} ({marks})"
-        params = [*params, *key]
-    sql = f"SELECT {COLUMNS}, {keys} {FROM} WHERE {where}{after} ORDER BY {order} LIMIT ?"
-    fetched = store.conn.execute(sql, [*params, limit + 1]).fetchall()
+        params += key
     width = len(sort.keys)
+    sql = (
+        f"SELECT {COLUMNS}, {', '.join(f'p.k{i}' for i in range(width))} FROM "
+        f"(SELECT t.id AS id, {named} {FROM} WHERE {where.sql}{after} ORDER BY {order} LIMIT ?) p "
+        f"JOIN tracks t ON t.id = p.id LEFT JOIN decisions d ON d.track_id = t.id ORDER BY {outer}"
+    )
+    fetched = store.conn.execute(sql, [*params, limit + 1]).fetchall()
     rows = [_row(r[:-width]) for r in fetched[:limit]]
     next_cursor = (
         encode_cursor(sort, query.descending, fetched[limit - 1][-width:])
         if len(fetched) > limit
         else None
     )
-    total = count(store, query) if with_total else None
+    total = where.total
+    if total is None and with_total:
+        total = count(store, query)
     return Page(rows, next_cursor, total, query)
 
 
-def count(store: Store, query: LibraryQuery) -> int:
-    where, params = _where(query)
-    return int(store.conn.execute(f"SELECT COUNT(*) {FROM} WHERE {where}", params).fetchone()[0])
+def count(store: Store, query: LibraryQuery, cap: int | None = None) -> int:
+    """How many tracks the query matches; with `cap`, counting stops past it (a result of
+    `cap + 1` means "more than cap"), so a broad filter is counted in milliseconds."""
+    where = _where(store, query)
+    if where.total is not None:
+        return where.total
+    if cap is None:
+        sql = f"SELECT COUNT(*) {FROM} WHERE {where.sql}"
+        return int(store.conn.execute(sql, where.params).fetchone()[0])
+    sql = f"SELECT COUNT(*) FROM (SELECT 1 {FROM} WHERE {where.sql} LIMIT ?)"
+    return int(store.conn.execute(sql, [*where.params, cap + 1]).fetchone()[0])
 
 
 def iter_rows(store: Store, query: LibraryQuery, batch: int = 1000) -> Iterator[LibraryRow]:

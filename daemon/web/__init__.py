@@ -1,4 +1,5 @@
-"""The daemon's HTTP side: `/health` and the plugins' routes (FastAPI, uvicorn in a thread).
+"""The daemon's HTTP side: `/health`, the plugins' routes (the Plex webhook), the dashboard
+and the REST API (FastAPI, Jinja2 templates, uvicorn in a thread).
 
 It needs the `web` extra. Importing this package without it raises ImportError with the
 command that installs it, so the daemon can log that and run on without a web server.
@@ -17,6 +18,7 @@ def _check_web_extra() -> None:
         ("fastapi", ()),
         ("uvicorn", ()),
         ("python_multipart", ("multipart",)),  # python-multipart's old import name
+        ("jinja2", ()),  # the dashboard's templates
     ):
         if not any(importlib.util.find_spec(name) for name in (module, *alternatives)):
             raise ImportError(
