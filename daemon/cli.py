@@ -155,11 +155,12 @@ def _shown_status(run: Any, data_dir: Any) -> str:
     return str(run.status)
 
 
+from .commands.corrections import COMMANDS as _CORRECTION_COMMANDS  # noqa: E402
 from .commands.run import run_cmd as _run_command  # noqa: E402
 from .commands.stages import COMMANDS as _STAGE_COMMANDS  # noqa: E402
 from .commands.train import train_cmd as _train_command  # noqa: E402
 
-for _command in (_run_command, *_STAGE_COMMANDS, _train_command):
+for _command in (_run_command, *_STAGE_COMMANDS, _train_command, *_CORRECTION_COMMANDS):
     cli.add_command(_command)
 
 

@@ -8,6 +8,7 @@ and `RequestLog` logs paths under `/webhooks/<name>/` with the rest cut out.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -64,8 +66,11 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi.json" if web is not None else None,
-        max_body_size=max_body,
     )
+    # The body limit sits inside the app's middleware (FastAPI's own `max_body_size` sits
+    # outside it), so its 413 can be answered as JSON like every other error.
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=max_body)
+    app.add_middleware(TooLargeAsProblem, limit=max_body)
     app.add_middleware(RequestLog)
 
     @app.get("/health", include_in_schema=False)
@@ -192,6 +197,45 @@ class RequestLog:
                 status=status,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
+
+
+class TooLargeAsProblem:
+    """The body limit's plain-text 413 becomes a JSON problem with the limit in words."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.body = json.dumps(
+            {
+                "message": f"the body is too large ({limit // (1024 * 1024)} MB at most)",
+                "errors": [],
+            }
+        ).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def as_problem(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                replaced = True
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(self.body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": self.body})
+            elif not replaced:
+                await send(message)
+
+        await self.app(scope, receive, as_problem)
 
 
 class SecurityHeaders:
