@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from starlette.responses import HTMLResponse
 
 from genred import locks
-from genred.config import Config, parse_config
+from genred.config import Config
 from genred.store import Store, story
 from genred.web import create_app
 from genred.web.context import WebContext
