@@ -57,7 +57,9 @@ def find_album(store: Store, given: str) -> list[int]:
     album's title when only one album has it."""
     text = given.strip()
     source, colon, album_id = text.partition(":")
-    clauses = [("source = ? AND album_source_id = ?", (source, album_id))] if colon else []
+    clauses: list[tuple[str, tuple[str, ...]]] = []
+    if colon:
+        clauses.append(("source = ? AND album_source_id = ?", (source, album_id)))
     clauses += [("album_source_id = ?", (text,)), ("album = ? COLLATE NOCASE", (text,))]
     for where, params in clauses:
         albums = store.conn.execute(
