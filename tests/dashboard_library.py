@@ -4,9 +4,18 @@ review), a compilation, and a title that is HTML."""
 
 from __future__ import annotations
 
+import re
+import threading
 from pathlib import Path
 
+from fastapi.testclient import TestClient
+
+from genred.config import Config
+from genred.store import Store
 from genred.testing import Harness, track
+from genred.web import create_app
+from genred.web.context import WebContext
+from genred.worker import Runtime, Worker
 
 SCRIPT_TITLE = "<script>alert(1)</script>"
 
@@ -53,3 +62,54 @@ def build(root: Path, config: str = "") -> Harness:
 def ids(harness: Harness) -> dict[str, int]:
     """Track id by title."""
     return dict(harness.store.conn.execute("SELECT title, id FROM tracks"))
+
+
+TOKEN = "test-token-0123456789abcdef"
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+class Dashboard:
+    """A decided library, its config, the app, and what the app asked of the daemon."""
+
+    def __init__(self, root: Path, web: str = f"{{api_token: {TOKEN}}}") -> None:
+        self.harness = build(root, f"web: {web}\n")
+        self.config: Config = self.harness.config
+        self.track = ids(self.harness)
+        self.corrections = Calls()
+        self.worker = Worker(lambda: Runtime(self.config, self.harness.plugins), threading.Event())
+        self.context = WebContext(
+            config=lambda: self.config,
+            jobs=self.worker,
+            corrections=self.corrections,
+            status=lambda: {"next_runs": {"sync": "2030-01-01T00:00:00+00:00"}},
+            plugins=lambda: self.harness.plugins,
+        )
+        self.app = create_app([], None, web=self.context)
+        self.client = TestClient(self.app, base_url="http://genred.test")
+
+    def store(self) -> Store:
+        return Store.open(self.config.db_path)
+
+    def login(self, client: TestClient | None = None, name: str = "ada") -> TestClient:
+        client = client or self.client
+        token = csrf_of(client.get("/login").text)
+        answer = client.post(
+            "/login",
+            data={"csrf": token, "token": TOKEN, "name": name, "next": "/library"},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 303, answer.text
+        return client
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has no CSRF field"
+    return found.group(1)

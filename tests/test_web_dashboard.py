@@ -19,63 +19,11 @@ from fastapi.testclient import TestClient
 from starlette.responses import HTMLResponse
 
 from genred import locks
-from genred.config import Config
-from genred.store import Store, story
+from genred.store import story
 from genred.web import create_app
 from genred.web.context import WebContext
 from genred.web.sections import Section, core_sections
-from genred.worker import Runtime, Worker
-from tests.dashboard_library import SCRIPT_TITLE, build, ids
-
-TOKEN = "test-token-0123456789abcdef"
-
-
-class Calls:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self) -> None:
-        self.count += 1
-
-
-class Dashboard:
-    """A decided library, its config, the app, and what the app asked of the daemon."""
-
-    def __init__(self, root: Path, web: str = f"{{api_token: {TOKEN}}}") -> None:
-        self.harness = build(root, f"web: {web}\n")
-        self.config: Config = self.harness.config
-        self.track = ids(self.harness)
-        self.corrections = Calls()
-        self.worker = Worker(lambda: Runtime(self.config, self.harness.plugins), threading.Event())
-        self.context = WebContext(
-            config=lambda: self.config,
-            jobs=self.worker,
-            corrections=self.corrections,
-            status=lambda: {"next_runs": {"sync": "2030-01-01T00:00:00+00:00"}},
-            plugins=lambda: self.harness.plugins,
-        )
-        self.app = create_app([], None, web=self.context)
-        self.client = TestClient(self.app, base_url="http://genred.test")
-
-    def store(self) -> Store:
-        return Store.open(self.config.db_path)
-
-    def login(self, client: TestClient | None = None, name: str = "ada") -> TestClient:
-        client = client or self.client
-        token = csrf_of(client.get("/login").text)
-        answer = client.post(
-            "/login",
-            data={"csrf": token, "token": TOKEN, "name": name, "next": "/library"},
-            follow_redirects=False,
-        )
-        assert answer.status_code == 303, answer.text
-        return client
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "the page has no CSRF field"
-    return found.group(1)
+from tests.dashboard_library import SCRIPT_TITLE, TOKEN, Dashboard, csrf_of
 
 
 @pytest.fixture

@@ -151,7 +151,7 @@ def new_labels(store: Store, since: str | None) -> int:
         "WHERE o.field = 'genre' AND o.value != '[]' AND t.removed = 0"
     )
     params: tuple[str, ...] = ()
-    if since is not None:  # to the second: a model card's time has no fractions
-        sql += " AND substr(o.created_at, 1, 19) > substr(?, 1, 19)"
+    if since is not None:
+        sql += " AND o.created_at > ?"
         params = (since,)
     return int(store.conn.execute(sql, params).fetchone()[0])

@@ -39,7 +39,7 @@ def labels_since_current(store: Store, config: Config) -> LabelsSince:
         card = registry.read_card(config.data_dir, version) if version else None
     except ModelUnavailable:
         version, card = None, None
-    since = card.created_at if card else None
+    since = (card.labels_read_at or card.created_at) if card else None
     return LabelsSince(overrides.new_labels(store, since), version, since)
 
 

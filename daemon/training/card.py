@@ -96,6 +96,7 @@ class ModelCard(CardModel):
     calibration: Calibration
     left_out: dict[str, int] = Field(default_factory=dict)  # why labelled tracks were not used
     activation: str = ""  # train.auto: why it became the current model, or why not
+    labels_read_at: str = ""  # when its labels were read: later overrides are new labels
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelCard:

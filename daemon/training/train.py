@@ -19,7 +19,7 @@ from .. import __version__
 from ..config import Config, TrainConfig
 from ..errors import TrainingError
 from ..progress import NullProgress, Progress
-from ..store import Store
+from ..store import Store, utcnow
 from ..taxonomy import taxonomy_from_config
 from . import metrics, registry
 from .card import (
@@ -106,6 +106,7 @@ def train_audio_model(
         + ", ".join(f"{f.extractor} {f.version} ({f.dims} values)" for f in table.features)
         + f"; {len(table.track_ids)} tracks have all of them"
     )
+    labels_read_at = utcnow()
     inputs = label_inputs(store, taxonomy_from_config(config.taxonomy), settings.labels)
     labelled = assemble_labels(inputs, settings.labels, table.track_ids)
     without_features = len(assemble_labels(inputs, settings.labels)) - len(labelled)
@@ -179,6 +180,7 @@ def train_audio_model(
             "non_finite_features": table.non_finite,
             "rare_labels": sum(selection.dropped.values()),
         },
+        labels_read_at=labels_read_at,
     )
     activate = True
     if keep is not None:

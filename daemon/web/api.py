@@ -12,11 +12,13 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+import genred.web.schemas as schemas
 from genred.corrections import Correction, accept, apply
 from genred.errors import GenredError, StageBusy
 from genred.store import Store, library, review, story
@@ -26,7 +28,6 @@ from genred.store.runs import Run
 from genred.taxonomy import taxonomy_from_config
 from genred.training.auto import labels_since_current
 
-from . import schemas
 from .auth import AuthError
 from .context import WebContext
 from .views import STARTABLE, masked_config, progress_item
@@ -50,8 +51,13 @@ def api_router() -> APIRouter:
     return APIRouter(prefix="/api", responses=ERRORS)
 
 
+# In the schema: writes need it; reads too with `web.auth: all`. Checked by `Auth`.
+bearer = HTTPBearer(auto_error=False, description="web.api_token")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
 def reader(ctx: WebContext) -> Any:
-    def check(request: Request) -> None:
+    def check(request: Request, _token: Credentials) -> None:
         if not ctx.auth.can_read(request):
             raise AuthError(401, "send the token as `Authorization: Bearer <web.api_token>`")
 
@@ -59,7 +65,7 @@ def reader(ctx: WebContext) -> Any:
 
 
 def writer(ctx: WebContext) -> Any:
-    def check(request: Request) -> str:
+    def check(request: Request, _token: Credentials) -> str:
         return ctx.auth.api_writer(request)
 
     return Depends(check)

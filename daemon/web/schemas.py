@@ -183,7 +183,9 @@ class ReviewQueue(BaseModel):
 
 
 class ReviewAnswer(Body):
-    tracks: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1, max_length=500)]
+    tracks: Annotated[
+        list[Annotated[int, Field(ge=1, le=2**62)]], Field(min_length=1, max_length=500)
+    ]
     action: Literal["accept", "correct"]
     genres: Values | None = Field(None, description="with `correct`: the right genres")
 

@@ -35,7 +35,8 @@ class Section:
 
 
 def core_sections() -> list[Section]:
-    from . import api, pages
+    import genred.web.api as api
+    import genred.web.pages as pages
 
     return [
         Section("overview", "Overview", "/", pages.overview_routes, api.overview_routes),
