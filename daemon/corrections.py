@@ -46,7 +46,13 @@ class Applied:
 
 
 def canonical_genres(values: Iterable[str], taxonomy: Taxonomy) -> list[str]:
-    return [taxonomy.resolve(v) or v for v in values]
+    """As the taxonomy spells them where it knows them; "Jungle" and "Drum and Bass" that
+    are one genre stay one."""
+    named: dict[str, str] = {}
+    for value in values:
+        name = taxonomy.resolve(value) or value
+        named.setdefault(name.casefold(), name)
+    return list(named.values())
 
 
 def apply(

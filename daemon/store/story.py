@@ -262,8 +262,10 @@ def why(story: TrackStory) -> list[str]:
         lines.append(f"genres set by hand{origin}: " + (", ".join(decision.genres) or "none"))
         return lines
     where = f" at cascade step {decision.step}" if decision.step else ""
-    if decision.status == "review":
-        best = ", ".join(decision.candidates[:3]) or "nothing"
+    if decision.status == "review" and not decision.candidates:
+        lines.append(f"needs review{where}: no classifier said anything about its genre")
+    elif decision.status == "review":
+        best = ", ".join(decision.candidates[:3])
         lines.append(f"needs review{where}: no genre reached the confidence needed; best {best}")
     else:
         confidence = f" (confidence {decision.confidence:.2f})" if decision.confidence else ""

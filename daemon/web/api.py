@@ -25,7 +25,7 @@ from genred.store import Store, library, review, story
 from genred.store.library import SORTS, CursorError, LibraryQuery
 from genred.store.overrides import OverrideError
 from genred.store.runs import Run
-from genred.taxonomy import taxonomy_from_config
+from genred.taxonomy import normalize_key, taxonomy_from_config
 from genred.training.auto import labels_since_current
 
 from .auth import AuthError
@@ -483,11 +483,13 @@ def library_routes(ctx: WebContext) -> APIRouter:
 
 
 def _matching(names: set[str], q: str, counts: dict[str, int]) -> list[str]:
-    """Names holding `q` (case-insensitively): those starting with it first, then by count."""
-    wanted = q.strip().casefold()
-    hits = [n for n in names if wanted in n.casefold()]
+    """Names holding `q` as the taxonomy folds names ("drum and" finds "Drum & Bass",
+    "hip h" "Hip-Hop"): those starting with it first, then the most used."""
+    wanted = normalize_key(q) if q.strip() else ""
+    keyed = {n: normalize_key(n) for n in names}
+    hits = [n for n, key in keyed.items() if wanted in key]
     return sorted(
-        hits, key=lambda n: (not n.casefold().startswith(wanted), -counts.get(n, 0), n.casefold())
+        hits, key=lambda n: (not keyed[n].startswith(wanted), -counts.get(n, 0), n.casefold())
     )
 
 
