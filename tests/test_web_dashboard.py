@@ -354,6 +354,45 @@ def test_a_million_character_query_through_the_real_server(dash: Dashboard) -> N
     assert still.startswith(b"HTTP/1.1 200")  # and the server goes on serving
 
 
+def test_behind_a_proxy_under_a_path(tmp_path: Path) -> None:
+    """`web.root_path: /genred` behind a proxy that strips it: every link, redirect and
+    cookie carries the prefix, and logging in lands where it started."""
+    import httpx
+
+    from genred.web import WebServer
+
+    board = Dashboard(tmp_path, web=f"{{api_token: {TOKEN}, auth: all, root_path: /genred}}")
+    try:
+        with WebServer(board.app, "127.0.0.1", 0, root_path="/genred") as server:
+            base = f"http://127.0.0.1:{server.port}"
+            with httpx.Client(base_url=base) as proxy:  # requests as the proxy sends them
+                away = proxy.get("/library?q=jazz")
+                assert away.status_code == 303
+                assert away.headers["location"] == "/genred/login?next=/library%3Fq%3Djazz"
+                form = proxy.get("/login?next=/library%3Fq%3Djazz")
+                assert 'href="/genred/static/app.css"' in form.text
+                assert proxy.get("/static/app.css").status_code == 200
+                csrf_cookie = form.headers["set-cookie"]
+                assert "Path=/genred" in csrf_cookie
+                # The browser sends the cookies to /genred/…; the proxy passes them on.
+                jar = {"cookie": csrf_cookie.split(";")[0]}
+                done = proxy.post(
+                    "/login",
+                    data={"csrf": csrf_of(form.text), "token": TOKEN, "next": "/library?q=jazz"},
+                    headers=jar,
+                )
+                assert done.status_code == 303
+                assert done.headers["location"] == "/genred/library?q=jazz&note=logged-in"
+                session = done.headers["set-cookie"]
+                assert "Path=/genred" in session and "HttpOnly" in session
+                page = proxy.get("/library?q=jazz", headers={"cookie": session.split(";")[0]})
+                assert page.status_code == 200
+                assert f'href="/genred/tracks/{board.track["So What"]}"' in page.text
+    finally:
+        board.context.close()
+        board.harness.close()
+
+
 def test_csv_export_has_the_filtered_rows(dash: Dashboard) -> None:
     answer = dash.client.get("/export.csv", params={"genre": "Drum & Bass", "name": "dnb"})
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")

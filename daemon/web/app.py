@@ -89,7 +89,7 @@ def create_app(
 
 def _add_dashboard(app: FastAPI, web: Any, sections: Sequence[Any] | None) -> None:
     from .auth import AuthError
-    from .render import Pages
+    from .render import Pages, route_path
     from .sections import core_sections
 
     chosen = list(sections) if sections is not None else core_sections()
@@ -104,7 +104,8 @@ def _add_dashboard(app: FastAPI, web: Any, sections: Sequence[Any] | None) -> No
     app.add_middleware(SecurityHeaders)
 
     def wants_json(request: Request) -> bool:
-        return request.url.path.startswith("/api/") or request.url.path == "/api"
+        path = route_path(request)
+        return path.startswith("/api/") or path == "/api"
 
     def problem(status: int, message: str, errors: list[str] | None = None) -> JSONResponse:
         return JSONResponse({"message": message, "errors": errors or []}, status_code=status)
@@ -124,9 +125,8 @@ def _add_dashboard(app: FastAPI, web: Any, sections: Sequence[Any] | None) -> No
             return response
         if exc.status == 401 and request.method == "GET":
             root = str(request.scope.get("root_path") or "")
-            target = quote(
-                request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            )
+            query = f"?{request.url.query}" if request.url.query else ""
+            target = quote(route_path(request) + query)
             return RedirectResponse(f"{root}/login?next={target}", status_code=303)
         return page_error(request, exc.status, exc.message)
 
@@ -139,7 +139,7 @@ def _add_dashboard(app: FastAPI, web: Any, sections: Sequence[Any] | None) -> No
             message = f"{request.method} is not how this address is used"
         elif exc.status_code == 413:
             message = "the body is too large (10 MB at most)"
-        if wants_json(request) or request.url.path.startswith("/webhooks/"):
+        if wants_json(request) or route_path(request).startswith("/webhooks/"):
             response = problem(exc.status_code, message)
             if exc.headers:
                 response.headers.update(exc.headers)

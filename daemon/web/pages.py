@@ -47,7 +47,7 @@ def can_read(ctx: WebContext, request: Request) -> None:
 
 def redirect(request: Request, path: str, **query: str) -> RedirectResponse:
     root = str(request.scope.get("root_path") or "")
-    suffix = f"?{urlencode(query)}" if query else ""
+    suffix = ("&" if "?" in path else "?") + urlencode(query) if query else ""
     return RedirectResponse(root + path + suffix, status_code=303)
 
 

@@ -90,6 +90,14 @@ ENVIRONMENT.filters.update(when=when, ago=ago, number=number)
 ENVIRONMENT.globals.update(duration=duration, version=__version__)
 
 
+def route_path(request: Request) -> str:
+    """The request's path inside the app: without `web.root_path`, which uvicorn puts
+    in front of it (links and redirects put it back)."""
+    root = str(request.scope.get("root_path") or "")
+    path = str(request.scope.get("path") or "/")
+    return path[len(root) :] or "/" if root and path.startswith(root) else path
+
+
 class Pages:
     """Renders templates for one app (its nav and auth)."""
 
@@ -114,6 +122,7 @@ class Pages:
             request=request,
             root=root,
             url=lambda path: root + path,
+            here=route_path(request),
             nav=self.nav,
             section=section,
             session=session,
