@@ -122,17 +122,21 @@ def test_capped_count_stops_past_the_cap(lib: Harness) -> None:
 
 
 def test_csv_rows_and_cells_a_spreadsheet_would_run(lib: Harness) -> None:
-    rows = list(library.iter_rows(lib.store, LibraryQuery(), batch=3))
+    rows = [r for batch in library.csv_rows(lib.store, LibraryQuery(), batch=3) for r in batch]
     assert len(rows) == 8
-    cells = library.csv_record(rows[0])
-    assert dict(zip(library.CSV_HEADER, cells, strict=True))["genres"] == "Drum & Bass"
-    risky = library.LibraryRow(
-        1, "=HYPERLINK(\"x\")", "+1", "@SUM(A1)", None, "plex", "1", None, (), (), (), (),
-        None, "undecided", "", False, False,
-    )  # fmt: skip
-    record = dict(zip(library.CSV_HEADER, library.csv_record(risky), strict=True))
-    assert record["title"] == '\'=HYPERLINK("x")' and record["artist"] == "'+1"
-    assert record["album"] == "'@SUM(A1)"
+    first = dict(zip(library.CSV_HEADER, rows[0], strict=True))
+    assert first["genres"] == "Drum & Bass" and first["genres_before"] == "d&b"
+    assert first["confidence"] == "1.0000" and first["status"] == "decided"
+    page = library.page(lib.store, LibraryQuery(), limit=100)
+    assert [int(r[0]) for r in rows] == [r.id for r in page.rows]  # the page's order
+    lib.add_tracks([track('=HYPERLINK("x")', source_id="9", artist="+1", album="@SUM(A1)")], "plex")
+    risky = next(
+        dict(zip(library.CSV_HEADER, r, strict=True))
+        for batch in library.csv_rows(lib.store, LibraryQuery(q="HYPERLINK"))
+        for r in batch
+    )
+    assert risky["title"] == '\'=HYPERLINK("x")' and risky["artist"] == "'+1"
+    assert risky["album"] == "'@SUM(A1)" and risky["status"] == "undecided"
 
 
 def test_the_search_index_follows_tracks_and_decisions(lib: Harness) -> None:

@@ -159,8 +159,9 @@ def _where(store: Store, query: LibraryQuery) -> _Where:
     clauses = ["t.removed = 0"]
     params: list[Any] = []
     words = query.words()
-    indexed = [w for w in words if len(w) >= 3] if has_search_index(store) else []
-    scanned = [w for w in words if w not in indexed]
+    searchable = has_search_index(store)
+    indexed = [w for w in words if len(w) >= 3] if searchable else None
+    scanned = [w for w in words if w not in (indexed or [])]
     total: int | None = None
     if indexed:
         expression = match_expression(indexed)
@@ -172,7 +173,7 @@ def _where(store: Store, query: LibraryQuery) -> _Where:
         plain = LibraryQuery(q=query.q, sort=query.sort, descending=query.descending)
         if not scanned and query == plain:
             total = matches
-        if matches > DENSE:
+        if matches > DENSE and query == plain:
             scanned = words  # plenty of matches: the sort order finds a page at once
         else:
             clauses.append("t.id IN (SELECT rowid FROM track_search WHERE track_search MATCH ?)")
@@ -182,8 +183,12 @@ def _where(store: Store, query: LibraryQuery) -> _Where:
         clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in SEARCHED) + ")")
         params += [pattern] * len(SEARCHED)
     if query.genre:
+        quoted = json.dumps(query.genre.strip(), ensure_ascii=False)  # as decisions hold it
+        if indexed is not None:  # the index finds the few tracks that mention it at all
+            clauses.append("t.id IN (SELECT rowid FROM track_search WHERE track_search MATCH ?)")
+            params.append(match_expression([quoted]))
         clauses.append("d.genres LIKE ? ESCAPE '\\'")
-        params.append(_like(json.dumps(query.genre.strip(), ensure_ascii=False)))
+        params.append(_like(quoted))
     if query.below is not None:
         clauses.append("d.confidence < ?")
         params.append(float(query.below))
@@ -343,17 +348,6 @@ def count(store: Store, query: LibraryQuery, cap: int | None = None) -> int:
     return int(store.conn.execute(sql, [*where.params, cap + 1]).fetchone()[0])
 
 
-def iter_rows(store: Store, query: LibraryQuery, batch: int = 1000) -> Iterator[LibraryRow]:
-    """Every row the query matches, in its order, `batch` at a time (flat memory)."""
-    cursor: str | None = None
-    while True:
-        found = page(store, query, cursor=cursor, limit=batch, with_total=False)
-        yield from found.rows
-        if found.next_cursor is None:
-            return
-        cursor = found.next_cursor
-
-
 CSV_HEADER = (
     "id",
     "source",
@@ -374,27 +368,40 @@ CSV_HEADER = (
 )
 
 
-def csv_record(row: LibraryRow) -> list[str]:
-    """One CSV line's cells. A cell a spreadsheet would run as a formula gets a `'` first."""
-    cells: list[Any] = [
-        row.id,
-        row.source,
-        row.source_id,
-        row.artist or "",
-        row.album or "",
-        row.title or "",
-        row.year if row.year is not None else "",
-        "; ".join(row.original),
-        "; ".join(row.genres),
-        "; ".join(row.moods),
-        "; ".join(row.labels),
-        "" if row.confidence is None else f"{row.confidence:.4f}",
-        row.status,
-        row.decided_by,
-        "yes" if row.overridden else "no",
-        "yes" if row.changed else "no",
-    ]
-    return [_safe_cell(str(c)) for c in cells]
+def _joined(column: str) -> str:
+    return f"coalesce((SELECT group_concat(value, '; ') FROM json_each({column})), '')"
+
+
+CSV_COLUMNS = f"""t.id, t.source, t.source_id, coalesce(t.artist, ''), coalesce(t.album, ''),
+    coalesce(t.title, ''), coalesce(t.year, ''),
+    {_joined("coalesce((SELECT w.original FROM writebacks w WHERE w.item_kind = 'track' "
+             "AND w.item_id = t.source_id AND w.field = 'genre' AND w.written IS NOT NULL "
+             "AND w.reverted_at IS NULL LIMIT 1), t.genres)")},
+    {_joined("d.genres")}, {_joined("d.moods")}, {_joined("d.labels")},
+    CASE WHEN d.confidence IS NULL THEN '' ELSE printf('%.4f', d.confidence) END,
+    coalesce(d.status, 'undecided'), coalesce(d.decided_by, ''),
+    CASE WHEN EXISTS (SELECT 1 FROM overrides o WHERE o.track_id = t.id) THEN 'yes' ELSE 'no' END,
+    CASE WHEN EXISTS (SELECT 1 FROM writebacks w WHERE w.item_kind = 'track'
+        AND w.item_id = t.source_id AND w.written IS NOT NULL AND w.reverted_at IS NULL)
+        THEN 'yes' ELSE 'no' END"""  # fmt: skip
+
+
+def csv_rows(store: Store, query: LibraryQuery, batch: int = 1000) -> Iterator[list[list[str]]]:
+    """The CSV's lines (CSV_HEADER's cells) of every row the query matches, in its order,
+    `batch` at a time: one statement, its cells made by SQLite, so 100,000 rows stream in
+    a second or two with flat memory."""
+    sort = SORTS.get(query.sort) or SORTS["artist"]
+    where = _where(store, query)
+    direction = "DESC" if query.descending else "ASC"
+    order = ", ".join(f"{k} {direction}" for k in sort.keys)
+    cursor = store.conn.execute(
+        f"SELECT {CSV_COLUMNS} {FROM} WHERE {where.sql} ORDER BY {order}", where.params
+    )
+    try:
+        while rows := cursor.fetchmany(batch):
+            yield [[_safe_cell(str(cell)) for cell in row] for row in rows]
+    finally:
+        cursor.close()
 
 
 def _safe_cell(text: str) -> str:
