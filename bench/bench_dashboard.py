@@ -156,7 +156,7 @@ def test_dashboard_at_100k(tmp_path: Path) -> None:
             assert answer.status_code == 200
             words = [w for k, v in (p.split("=") for p in query.split("&") if p) if k == "q"
                      for w in [v.replace("%C3%B6", "ö").replace("+", " ")]]  # fmt: skip
-            naive = timed(lambda: naive_page(store, " ".join(words).split(), 0), 3)[1]
+            naive = timed(lambda w=words: naive_page(store, " ".join(w).split(), 0), 3)[1]
             worst = max(worst, first, again)
             print(f"  {name:34} {first:6.1f} {again:6.1f}   {naive:6.1f}")
         deep = library.page(store, library.LibraryQuery(), limit=TRACKS // 2, with_total=False)

@@ -23,11 +23,17 @@ MAX_WORDS = 8
 
 @dataclass(frozen=True)
 class Sort:
-    """A sort order: its SQL key expressions (never NULL), the last of them unique."""
+    """A sort order: its SQL key expressions (never NULL), the last of them unique.
+
+    A sort on a decisions column (`column`) is read through that column's index, tracks
+    without a value (`missing`: the key they sort with) apart: the LEFT JOIN the other
+    sorts use could only sort every row."""
 
     name: str
     title: str
     keys: tuple[str, ...]
+    column: str | None = None  # decisions.<column>, indexed
+    missing: float | str = ""
 
 
 SORTS: dict[str, Sort] = {
@@ -56,8 +62,20 @@ SORTS: dict[str, Sort] = {
             ),
         ),
         Sort("year", "Year", ("coalesce(t.year, 0)", "t.id")),
-        Sort("confidence", "Confidence", ("coalesce(d.confidence, -1.0)", "t.id")),
-        Sort("decided", "Decided", ("coalesce(d.decided_at, '')", "t.id")),
+        Sort(
+            "confidence",
+            "Confidence",
+            ("coalesce(d.confidence, -1.0)", "t.id"),
+            column="confidence",
+            missing=-1.0,
+        ),
+        Sort(
+            "decided",
+            "Decided",
+            ("coalesce(d.decided_at, '')", "t.id"),
+            column="decided_at",
+            missing="",
+        ),
     )
 }
 STATUSES = ("decided", "review", "undecided")
@@ -304,35 +322,110 @@ def page(
     the per-row subqueries run for the rows shown, not for every row sorted."""
     sort = SORTS.get(query.sort) or SORTS["artist"]
     where = _where(store, query)
-    params = list(where.params)
-    keys = ", ".join(sort.keys)
-    named = ", ".join(f"{k} AS k{i}" for i, k in enumerate(sort.keys))
-    direction = "DESC" if query.descending else "ASC"
-    order = ", ".join(f"{k} {direction}" for k in sort.keys)
-    outer = ", ".join(f"p.k{i} {direction}" for i in range(len(sort.keys)))
-    after = ""
-    if cursor:
-        key = decode_cursor(cursor, sort, query.descending)
-        marks = ", ".join("?" * len(key))
-        after = f" AND ({keys}) {'<' if query.descending else '>'} ({marks})"
-        params += key
-    width = len(sort.keys)
-    sql = (
-        f"SELECT {COLUMNS}, {', '.join(f'p.k{i}' for i in range(width))} FROM "
-        f"(SELECT t.id AS id, {named} {FROM} WHERE {where.sql}{after} ORDER BY {order} LIMIT ?) p "
-        f"JOIN tracks t ON t.id = p.id LEFT JOIN decisions d ON d.track_id = t.id ORDER BY {outer}"
-    )
-    fetched = store.conn.execute(sql, [*params, limit + 1]).fetchall()
-    rows = [_row(r[:-width]) for r in fetched[:limit]]
+    after = decode_cursor(cursor, sort, query.descending) if cursor else None
+    if sort.column is None:
+        found = _keyed(store, sort, where, after, query.descending, limit + 1)
+    else:
+        found = _keyed_by_decision(store, sort, where, after, query.descending, limit + 1)
+    rows = _rows_of(store, [int(f[0]) for f in found[:limit]])
     next_cursor = (
-        encode_cursor(sort, query.descending, fetched[limit - 1][-width:])
-        if len(fetched) > limit
-        else None
+        encode_cursor(sort, query.descending, found[limit - 1][1:]) if len(found) > limit else None
     )
     total = where.total
     if total is None and with_total:
         total = count(store, query)
     return Page(rows, next_cursor, total, query)
+
+
+def _keyed(
+    store: Store,
+    sort: Sort,
+    where: _Where,
+    after: list[Any] | None,
+    descending: bool,
+    n: int,
+    extra: str = "",
+) -> list[tuple[Any, ...]]:
+    """(id, *sort key) of the first `n` tracks after `after`, walking the sort's index."""
+    keys = ", ".join(sort.keys)
+    direction = "DESC" if descending else "ASC"
+    sql = f"SELECT t.id, {keys} {FROM} WHERE {where.sql}{extra}"
+    params = list(where.params)
+    if after is not None:
+        sql += f" AND ({keys}) {'<' if descending else '>'} ({', '.join('?' * len(after))})"
+        params += after
+    sql += f" ORDER BY {', '.join(f'{k} {direction}' for k in sort.keys)} LIMIT ?"
+    return [tuple(r) for r in store.conn.execute(sql, [*params, n])]
+
+
+def _keyed_by_decision(
+    store: Store,
+    sort: Sort,
+    where: _Where,
+    after: list[Any] | None,
+    descending: bool,
+    n: int,
+) -> list[tuple[Any, ...]]:
+    """As `_keyed`, for a sort on a decisions column: the tracks that have a value come
+    from its index (decisions driving the join), those without it (sorting first going
+    up, last going down) from a walk of the tracks by id."""
+    column = f"d.{sort.column}"
+    direction = "DESC" if descending else "ASC"
+
+    def valued(start: list[Any] | None, count: int) -> list[tuple[Any, ...]]:
+        sql = (
+            f"SELECT t.id, {column}, t.id FROM decisions d JOIN tracks t ON t.id = d.track_id "
+            f"WHERE {where.sql} AND {column} IS NOT NULL"
+        )
+        params = list(where.params)
+        if start is not None:
+            sql += f" AND ({column}, d.track_id) {'<' if descending else '>'} (?, ?)"
+            params += start
+        sql += f" ORDER BY {column} {direction}, d.track_id {direction} LIMIT ?"
+        return [tuple(r) for r in store.conn.execute(sql, [*params, count])]
+
+    def valueless(start: list[Any] | None, count: int) -> list[tuple[Any, ...]]:
+        if not _any_without(store, str(sort.column)):
+            return []  # the usual case: spare the walk over every track
+        sql = f"SELECT t.id, ?, t.id {FROM} WHERE {where.sql} AND {column} IS NULL"
+        params = [sort.missing, *where.params]
+        if start is not None:
+            sql += f" AND t.id {'<' if descending else '>'} ?"
+            params.append(start[1])
+        sql += f" ORDER BY t.id {direction} LIMIT ?"
+        return [tuple(r) for r in store.conn.execute(sql, [*params, count])]
+
+    in_valueless = after is not None and after[0] == sort.missing
+    if descending:  # values first, then the tracks without one
+        found = [] if in_valueless else valued(after, n)
+        if len(found) < n:
+            found += valueless(after if in_valueless else None, n - len(found))
+    else:  # the tracks without a value first
+        found = valueless(after, n) if after is None or in_valueless else []
+        if len(found) < n:
+            found += valued(None if after is None or in_valueless else after, n - len(found))
+    return found
+
+
+def _any_without(store: Store, column: str) -> bool:
+    """Is there a track without a decision, or a decision without `column`? (Two counts
+    and an index probe: milliseconds.)"""
+    one = store.conn.execute
+    if one(f"SELECT 1 FROM decisions WHERE {column} IS NULL LIMIT 1").fetchone():
+        return True
+    tracks = one("SELECT COUNT(*) FROM tracks").fetchone()[0]
+    return bool(tracks > one("SELECT COUNT(*) FROM decisions").fetchone()[0])
+
+
+def _rows_of(store: Store, ids: list[int]) -> list[LibraryRow]:
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    found = {
+        r[0]: _row(r)
+        for r in store.conn.execute(f"SELECT {COLUMNS} {FROM} WHERE t.id IN ({marks})", ids)
+    }
+    return [found[i] for i in ids if i in found]
 
 
 def count(store: Store, query: LibraryQuery, cap: int | None = None) -> int:

@@ -199,6 +199,7 @@ def _library_views(db: sqlite3.Connection) -> None:
         ALTER TABLE decisions ADD COLUMN decided_by TEXT NOT NULL DEFAULT '';
         CREATE INDEX decisions_review ON decisions(status, coalesce(confidence, -1.0), track_id);
         CREATE INDEX decisions_confidence ON decisions(confidence);
+        CREATE INDEX decisions_decided_at ON decisions(decided_at);
         CREATE INDEX tracks_by_artist ON tracks(coalesce(artist, '') COLLATE NOCASE,
             coalesce(album, '') COLLATE NOCASE, coalesce(disc_no, 0), coalesce(track_no, 0), id)
             WHERE removed = 0;
