@@ -90,6 +90,17 @@ def naive_page(store: Store, words: list[str], offset: int) -> tuple[list[Any], 
     return rows, total
 
 
+def naive_cells(row: library.LibraryRow) -> list[Any]:
+    """A CSV line from the row objects the page builds (JSON decoded in Python)."""
+    return [
+        row.id, row.source, row.source_id, row.artist or "", row.album or "", row.title or "",
+        row.year or "", "; ".join(row.original), "; ".join(row.genres), "; ".join(row.moods),
+        "; ".join(row.labels), "" if row.confidence is None else f"{row.confidence:.4f}",
+        row.status, row.decided_by, "yes" if row.overridden else "no",
+        "yes" if row.changed else "no",
+    ]  # fmt: skip
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -147,7 +158,9 @@ def test_dashboard_at_100k(tmp_path: Path) -> None:
     client = TestClient(create_app([], None, web=context))
     print(f"\ndashboard at {TRACKS:,} tracks (library written in {built:.1f} s)")
 
-    # -- the library page
+    # -- the library page (templates compiled and a connection opened first, as after
+    # the first visit of anyone)
+    assert client.get("/library?q=warming-up").status_code == 200
     print("  library page, server time (ms)     first  again   naive (OFFSET + LIKE + COUNT)")
     worst = 0.0
     with Store.open(db) as store:
@@ -193,7 +206,7 @@ def test_dashboard_at_100k(tmp_path: Path) -> None:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         for row in library.page(store, library.LibraryQuery(), limit=TRACKS + 1).rows:
-            writer.writerow(library.csv_record(row))
+            writer.writerow(naive_cells(row))
         whole = buffer.getvalue()
     naive_took = time.perf_counter() - began
     naive_peak = tracemalloc.get_traced_memory()[1] / 1e6

@@ -453,6 +453,35 @@ def test_progress_streams_while_a_job_runs_and_ends_when_the_server_stops(
     assert "event: progress" in seen and "event: bye" in seen
 
 
+def test_an_open_event_stream_ends_with_the_server(dash: Dashboard) -> None:
+    """uvicorn waits for open responses when it stops; the stream sees the stop event
+    first and ends with `bye`, so a dashboard tab open does not hold the daemon's stop
+    for uvicorn's graceful timeout (when that cuts a stream, no `bye` arrives)."""
+    import httpx
+
+    from genred.web import WebServer
+
+    server = WebServer(dash.app, "127.0.0.1", 0, stopping=dash.context.stop)
+    server.start()
+    lines: list[str] = []
+    connected = threading.Event()
+
+    def read() -> None:
+        url = f"http://127.0.0.1:{server.port}/api/progress/events"
+        with httpx.Client(timeout=30) as client, client.stream("GET", url) as events:
+            for line in events.iter_lines():
+                lines.append(line)
+                connected.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert connected.wait(10)
+    server.stop(timeout=10)
+    reader.join(10)
+    assert not server.running and not reader.is_alive()
+    assert "event: bye" in lines
+
+
 # --------------------------------------------------------------------------- structure
 
 

@@ -465,6 +465,7 @@ def _joined(column: str) -> str:
     return f"coalesce((SELECT group_concat(value, '; ') FROM json_each({column})), '')"
 
 
+TEXT_CELLS = (3, 4, 5, 7, 8, 9, 10)  # what a person (or a tag) wrote: may look like a formula
 CSV_COLUMNS = f"""t.id, t.source, t.source_id, coalesce(t.artist, ''), coalesce(t.album, ''),
     coalesce(t.title, ''), coalesce(t.year, ''),
     {_joined("coalesce((SELECT w.original FROM writebacks w WHERE w.item_kind = 'track' "
@@ -479,7 +480,7 @@ CSV_COLUMNS = f"""t.id, t.source, t.source_id, coalesce(t.artist, ''), coalesce(
         THEN 'yes' ELSE 'no' END"""  # fmt: skip
 
 
-def csv_rows(store: Store, query: LibraryQuery, batch: int = 1000) -> Iterator[list[list[str]]]:
+def csv_rows(store: Store, query: LibraryQuery, batch: int = 1000) -> Iterator[list[list[Any]]]:
     """The CSV's lines (CSV_HEADER's cells) of every row the query matches, in its order,
     `batch` at a time: one statement, its cells made by SQLite, so 100,000 rows stream in
     a second or two with flat memory."""
@@ -490,9 +491,16 @@ def csv_rows(store: Store, query: LibraryQuery, batch: int = 1000) -> Iterator[l
     cursor = store.conn.execute(
         f"SELECT {CSV_COLUMNS} {FROM} WHERE {where.sql} ORDER BY {order}", where.params
     )
+    text = TEXT_CELLS
     try:
         while rows := cursor.fetchmany(batch):
-            yield [[_safe_cell(str(cell)) for cell in row] for row in rows]
+            out = []
+            for row in rows:
+                cells = list(row)
+                for i in text:
+                    cells[i] = _safe_cell(cells[i])
+                out.append(cells)
+            yield out
     finally:
         cursor.close()
 

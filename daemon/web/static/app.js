@@ -123,8 +123,15 @@ function liveProgress(box) {
 
   const connect = () => {
     source = new EventSource(box.dataset.progress);
-    source.addEventListener("progress", (event) => render(JSON.parse(event.data).running));
-    source.addEventListener("bye", () => { source.close(); setTimeout(connect, 5000); });
+    source.addEventListener("progress", (event) => {
+      box.dataset.live = "on";
+      render(JSON.parse(event.data).running);
+    });
+    source.addEventListener("bye", () => {
+      box.dataset.live = "off";
+      source.close();
+      setTimeout(connect, 5000);
+    });
     source.onerror = () => {
       if (source.readyState === EventSource.CLOSED) setTimeout(connect, 10000);
     };
