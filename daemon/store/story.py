@@ -258,7 +258,8 @@ def why(story: TrackStory) -> list[str]:
     override = story.overrides.get("genre")
     if decision.overridden:
         who = f" by {override.created_by}" if override and override.created_by else ""
-        origin = f" ({override.origin}{who}, {override.created_at[:16]})" if override else ""
+        at = override.created_at[:16].replace("T", " ") if override else ""
+        origin = f" ({override.origin}{who}, {at} UTC)" if override else ""
         lines.append(f"genres set by hand{origin}: " + (", ".join(decision.genres) or "none"))
         return lines
     where = f" at cascade step {decision.step}" if decision.step else ""
