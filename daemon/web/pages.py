@@ -25,7 +25,7 @@ from genred.store.library import SORTS, CursorError, LibraryQuery
 from genred.store.overrides import FIELDS, OverrideError
 from genred.taxonomy import taxonomy_from_config
 
-from .auth import CSRF_FIELD, AuthError, safe_next
+from .auth import AuthError, safe_next
 from .context import WebContext
 from .render import Pages
 from .views import STARTABLE, overview_data, settings_data
@@ -460,13 +460,3 @@ def session_routes(ctx: WebContext) -> APIRouter:
         return response
 
     return router
-
-
-__all__ = [
-    "CSRF_FIELD",
-    "library_routes",
-    "overview_routes",
-    "review_routes",
-    "session_routes",
-    "settings_routes",
-]
