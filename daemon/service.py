@@ -309,7 +309,7 @@ class Service:
             log.error("web server not started (webhooks off)", error=str(exc))
             dashboard.close()
             return
-        dashboard.stats.warm()
+        dashboard.start()
         self.web, self._dashboard_context = server, dashboard
 
     def _dashboard(self) -> Any:

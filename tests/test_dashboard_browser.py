@@ -335,6 +335,13 @@ def test_an_override_reaches_plex(site: Site) -> None:
     shoot(page, "track-overridden")
     origin = query(site.db, "SELECT origin, created_by FROM overrides WHERE track_id = ?", (track,))
     assert origin == [("web", "ada")]
+    # The overview's figures follow (computed again in the background, never stale for long).
+    overridden = query(site.db, "SELECT COUNT(DISTINCT track_id) FROM overrides")[0][0]
+    wait_until(
+        lambda: httpx.get(f"{site.url}/api/stats").json()["overridden"] == overridden,
+        30,
+        "the new override in the overview's figures",
+    )
     assert problems(page) == []
 
 

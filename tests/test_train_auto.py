@@ -67,7 +67,7 @@ def test_train_auto_waits_for_labels_and_keeps_only_a_model_that_is_not_worse(
     assert counts == {"new_labels": 140, "trained": 1, "kept": 1}
     first = result.trained.card
     assert registry.current_version(data) == first.version
-    assert first.activation.startswith("kept (train.auto): the first model")
+    assert first.auto_train.startswith("kept (train.auto): the first model")
     assert labels_since_current(store, config).new == 0  # the model has seen them all
 
     # A person "corrects" every track to the wrong genre: the new model is worse on its
@@ -79,9 +79,9 @@ def test_train_auto_waits_for_labels_and_keeps_only_a_model_that_is_not_worse(
     assert second.metrics.macro_f1 < first.metrics.macro_f1
     assert registry.current_version(data) == first.version
     assert second.version in registry.versions(data)
-    assert second.activation.startswith("not made current (train.auto)")
+    assert second.auto_train.startswith("not made current (train.auto)")
     stored = json.loads((registry.models_dir(data) / second.version / "card.json").read_text())
-    assert stored["activation"] == second.activation
+    assert stored["auto_train"] == second.auto_train
 
 
 def test_train_auto_is_off_by_default_and_needs_no_schedule_of_its_own() -> None:

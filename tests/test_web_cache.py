@@ -7,32 +7,44 @@ import threading
 from pathlib import Path
 
 from genred.store import Store, state
-from genred.web.cache import Counts, Fresh
+from genred.web.cache import Counts, Fresh, Refresher
 from genred.web.db import Database
 from tests.waiting import wait_for
 
 
-def test_fresh_serves_the_old_value_while_the_new_one_is_computed(tmp_path: Path) -> None:
+def test_figures_are_computed_again_once_the_store_changed(tmp_path: Path) -> None:
     path = tmp_path / "genred.db"
     Store.open(path).close()
     db = Database(path)
     computed: list[int] = []
-    release = threading.Event()
 
     def compute() -> int:
-        if computed:
-            release.wait(10)  # the second computation takes its time
         computed.append(len(computed) + 1)
         return computed[-1]
 
-    fresh = Fresh(db, compute, min_age=0.0)
-    assert fresh.get() == 1 and fresh.get() == 1 and computed == [1]  # nothing changed
+    fresh = Fresh(db, compute)
+    assert fresh.get() == 1 and fresh.get() == 1 and not fresh.stale
+    fresh.refresh()
+    assert computed == [1]  # nothing changed: nothing computed
     with Store.open(path) as other:
         state.put(other, "something", 1)  # another connection commits
-    assert fresh.get() == 1  # the old value at once; the new one is being computed
-    release.set()
-    wait_for(lambda: fresh.get() == 2, 10, "the recomputed value")
-    assert computed == [1, 2]
+    assert fresh.stale and fresh.get() == 1  # a request never waits for the new figures
+    busy = threading.Event()
+    busy.set()  # a job runs: the figures wait (up to busy_every)
+    refresher = Refresher(fresh, threading.Event(), busy.is_set, busy_every=3600)
+    assert refresher.tick() is False and fresh.get() == 1
+    busy.clear()  # the job ended
+    assert refresher.tick() is True and fresh.get() == 2
+    assert refresher.tick() is False  # up to date
+    with Store.open(path) as other:
+        state.put(other, "something", 2)
+    stop = threading.Event()
+    Refresher(fresh, stop, every=0.05).start()  # the thread does the same
+    try:
+        wait_for(lambda: fresh.get() == 3, 10, "the figures computed again")
+    finally:
+        stop.set()
+    assert computed == [1, 2, 3]
     db.close()
 
 

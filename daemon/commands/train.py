@@ -102,8 +102,8 @@ def card_lines(card: ModelCard) -> list[str]:
         f"{c.ece_after:.3f} after ({c.method})",
         f"training: {card.training.epochs} epochs, weights of epoch {card.training.best_epoch}",
     ]
-    if card.activation:
-        lines.append(card.activation)
+    if card.auto_train:
+        lines.append(card.auto_train)
     if card.dropped_labels:
         lines.append(
             "dropped (too few tracks): "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from . import Store
+from . import Store, utcnow
 
 BINS = 10  # the confidence histogram: 0–0.1, …, 0.9–1.0
 TOP = 15
@@ -35,6 +35,7 @@ class Overview:
     mood_counts: dict[str, int] = field(default_factory=dict)
     label_counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0  # what computing it took
+    at: str = ""  # when (ISO UTC)
 
     @property
     def undecided(self) -> int:
@@ -108,6 +109,7 @@ def overview(store: Store) -> Overview:
         mood_counts=_counts(store, "moods"),
         label_counts=_counts(store, "labels"),
         seconds=time.perf_counter() - started,
+        at=utcnow(),
     )
 
 

@@ -94,4 +94,4 @@ def retrain_if_due(
         store, config, progress=progress, say=say, keep=not_worse_than(previous)
     )
     kept = registry.current_version(config.data_dir) == trained.card.version
-    return AutoResult(labels, trained, kept, trained.card.activation)
+    return AutoResult(labels, trained, kept, trained.card.auto_train)

@@ -95,7 +95,7 @@ class ModelCard(CardModel):
     metrics: Metrics
     calibration: Calibration
     left_out: dict[str, int] = Field(default_factory=dict)  # why labelled tracks were not used
-    activation: str = ""  # train.auto: why it became the current model, or why not
+    auto_train: str = ""  # train.auto: why it became the current model, or why not
     labels_read_at: str = ""  # when its labels were read: later overrides are new labels
 
     @model_validator(mode="after")

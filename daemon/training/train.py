@@ -185,7 +185,7 @@ def train_audio_model(
     activate = True
     if keep is not None:
         activate, why = keep(card)
-        card = card.model_copy(update={"activation": why})
+        card = card.model_copy(update={"auto_train": why})
     path = registry.save(config.data_dir, card, weights, settings.keep_versions, activate=activate)
     return Trained(card, path)
 

@@ -1,10 +1,11 @@
 """Figures that cost a scan of the library, kept until the data changes.
 
-The overview's aggregates take about a second at 100,000 tracks, so a request never
-computes them while an older value exists: when the store changed (and the value is at
-least `min_age` old, so a running stage does not cause a recompute per request) the old
-value is served and a thread computes the new one. Library counts are kept per filter
-the same way (page 2 of a search does not count again).
+The overview's aggregates take about a second at 100,000 tracks, so no request computes
+them (but the very first): `Refresher`, a thread of the web app, looks every two seconds
+whether another connection changed the store and computes them again then, at once when
+no job runs, else at most every `busy_every` seconds (a long stage commits all the time).
+Library counts are kept per filter until the store changes (page 2 of a search does not
+count again).
 """
 
 from __future__ import annotations
@@ -24,54 +25,74 @@ T = TypeVar("T")
 
 
 class Fresh(Generic[T]):
-    """One value computed from the store, recomputed in the background when it changed."""
+    """One value computed from the store: `get()` gives the last one computed (computing
+    it only the first time); `refresh()` computes it again when the store changed."""
 
-    def __init__(self, db: Database, compute: Callable[[], T], min_age: float = 5.0) -> None:
+    def __init__(self, db: Database, compute: Callable[[], T]) -> None:
         self.db = db
         self.compute = compute
-        self.min_age = min_age
         self._value: T | None = None
         self._marker: int | None = None
-        self._at = 0.0
+        self.computed_at = 0.0  # time.monotonic()
         self._lock = threading.Lock()
-        self._computing = threading.Lock()
-        self._refreshing = False
 
     def get(self) -> T:
+        value = self._value
+        return value if value is not None else self._refresh(self.db.changes())
+
+    @property
+    def stale(self) -> bool:
+        return self._value is None or self.db.changes() != self._marker
+
+    def refresh(self) -> None:
         marker = self.db.changes()
-        with self._lock:
-            value, stale = self._value, marker != self._marker
-            due = stale and time.monotonic() - self._at >= self.min_age and not self._refreshing
-            if value is not None and due:
-                self._refreshing = True
-        if value is None:
-            return self._refresh(marker)
-        if due:
-            threading.Thread(
-                target=self._refresh, args=(marker,), name="genred-web-stats", daemon=True
-            ).start()
-        return value
+        if self._value is None or marker != self._marker:
+            self._refresh(marker)
 
     def _refresh(self, marker: int) -> T:
-        try:
-            with self._computing:
-                with self._lock:
-                    if self._value is not None and self._marker == marker:
-                        return self._value
-                value = self.compute()
-                with self._lock:
-                    self._value, self._marker, self._at = value, marker, time.monotonic()
-                return value
-        except Exception:
-            log.exception("computing the dashboard's figures failed")
-            raise
-        finally:
-            with self._lock:
-                self._refreshing = False
+        with self._lock:  # one computation at a time; a waiting caller takes its result
+            if self._value is not None and self._marker == marker:
+                return self._value
+            value = self.compute()
+            self._value, self._marker, self.computed_at = value, marker, time.monotonic()
+            return value
 
-    def warm(self) -> None:
-        """Compute it now, in a thread, so the first page view finds it."""
-        threading.Thread(target=self.get, name="genred-web-stats", daemon=True).start()
+
+class Refresher(Generic[T]):
+    """Keeps a `Fresh` value up to date in a thread of its own until `stop` is set."""
+
+    def __init__(
+        self,
+        fresh: Fresh[T],
+        stop: threading.Event,
+        busy: Callable[[], bool] = lambda: False,
+        every: float = 2.0,
+        busy_every: float = 30.0,
+    ) -> None:
+        self.fresh, self.stop, self.busy = fresh, stop, busy
+        self.every, self.busy_every = every, busy_every
+        self._thread = threading.Thread(target=self._run, name="genred-web-stats", daemon=True)
+
+    def start(self) -> Refresher[T]:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                self.tick()
+            except Exception:  # a store being replaced, a disk error: try again later
+                log.exception("computing the dashboard's figures failed")
+
+    def tick(self) -> bool:
+        """One look: compute the value again if it is due; whether it was."""
+        if not self.fresh.stale:
+            return False
+        waited = time.monotonic() - self.fresh.computed_at
+        if self.busy() and waited < self.busy_every:
+            return False
+        self.fresh.refresh()
+        return True
 
 
 class Counts:

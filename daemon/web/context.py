@@ -18,7 +18,7 @@ from genred.progress import LiveProgress
 from genred.store.stats import Overview, overview
 
 from .auth import Auth, load_key
-from .cache import Counts, Fresh
+from .cache import Counts, Fresh, Refresher
 from .db import Database
 
 
@@ -51,6 +51,16 @@ class WebContext:
         self.stats: Fresh[Overview] = Fresh(self.db, self._overview)
         self.counts = Counts(self.db)
         self.auth = Auth(lambda: self.config().web, load_key(config.data_dir))
+        self.refresher = Refresher(self.stats, self.stop, self._busy)
+
+    def start(self) -> WebContext:
+        """Compute the figures now and keep them up to date (a thread, until `close`)."""
+        threading.Thread(target=self.stats.get, name="genred-web-stats", daemon=True).start()
+        self.refresher.start()
+        return self
+
+    def _busy(self) -> bool:
+        return bool(self.live is not None and self.live.snapshot()[1])
 
     def _overview(self) -> Overview:
         with self.db.reading() as store:
