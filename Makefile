@@ -12,7 +12,8 @@ TEST_EXTRAS ?= test,plex,spotify,web,llm,audio,ml,semantic
 help:
 	@echo "make test   - install into .venv, lint (ruff), type-check (mypy), run every test"
 	@echo "make test-quick - the tests without the slow ones (what plain pytest runs)"
-	@echo "make demo   - run genred against an emulated Plex server (nothing real is touched)"
+	@echo "make demo   - run genred against an emulated Plex server (nothing real is touched);"
+	@echo "              DEMO_KEEP=1 make demo keeps it (and its dashboard) up until Ctrl-C"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
 	@echo "make format - apply ruff's formatting and safe fixes"
 	@echo "make verify-unit - systemd-analyze verify systemd/genred.service"

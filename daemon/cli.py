@@ -199,6 +199,7 @@ def _shown_status(run: Any, data_dir: Any) -> str:
     return str(run.status)
 
 
+from .commands.corrections import COMMANDS as _CORRECTION_COMMANDS  # noqa: E402
 from .commands.playlists import COMMANDS as _PLAYLIST_COMMANDS  # noqa: E402
 from .commands.retry import retry_cmd as _retry_command  # noqa: E402
 from .commands.run import run_cmd as _run_command  # noqa: E402
@@ -211,6 +212,7 @@ for _command in (
     _retry_command,
     _train_command,
     *_PLAYLIST_COMMANDS,
+    *_CORRECTION_COMMANDS,
 ):
     cli.add_command(_command)
 

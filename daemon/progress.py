@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from .logs import get_logger
@@ -29,11 +32,20 @@ class NullProgress:
 
 
 class LogProgress:
-    """Logs where it stands at most every `interval` seconds; used by the daemon."""
+    """Logs where it stands at most every `interval` seconds; used by the daemon.
 
-    def __init__(self, interval: float = 10.0, on_status: Any = None) -> None:
+    `on_progress(description, done, total)` hears every step (the dashboard's live view);
+    it must be cheap."""
+
+    def __init__(
+        self,
+        interval: float = 10.0,
+        on_status: Any = None,
+        on_progress: Callable[[str, int, int | None], None] | None = None,
+    ) -> None:
         self.interval = interval
         self.on_status = on_status  # e.g. a systemd STATUS= sender
+        self.on_progress = on_progress
         self.log = get_logger("genred.progress")
         self.done = 0
         self.total: int | None = None
@@ -44,9 +56,13 @@ class LogProgress:
         self.description, self.total, self.done = description, total, 0
         self._last = time.monotonic()
         self._report()
+        if self.on_progress:
+            self.on_progress(description, 0, total)
 
     def advance(self, n: int = 1) -> None:
         self.done += n
+        if self.on_progress:
+            self.on_progress(self.description, self.done, self.total)
         if time.monotonic() - self._last >= self.interval:
             self._last = time.monotonic()
             self._report()
@@ -62,6 +78,58 @@ class LogProgress:
         self.log.info("done", stage=self.description, summary=summary)
         if self.on_status:
             self.on_status(f"{self.description}: {summary}")
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """Where one running job stands, as the dashboard shows it."""
+
+    job: str
+    trigger: str
+    run_id: int | None
+    started_at: float  # time.time()
+    step: str = ""  # the stage's current description ("writeback: reading current values")
+    done: int = 0
+    total: int | None = None
+
+
+class LiveProgress:
+    """The progress of every job running in the daemon right now; thread-safe.
+
+    The worker reports into it (the same progress the log and systemd's STATUS= get); the
+    dashboard reads `snapshot()` and waits for `version` to change."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, JobProgress] = {}
+        self._lock = threading.Lock()
+        self.version = 0
+
+    def begin(self, job: str, trigger: str) -> None:
+        with self._lock:
+            self._jobs[job] = JobProgress(job, trigger, None, time.time())
+            self.version += 1
+
+    def recorded(self, job: str, run_id: int) -> None:
+        with self._lock:
+            if job in self._jobs:
+                self._jobs[job] = replace(self._jobs[job], run_id=run_id)
+                self.version += 1
+
+    def update(self, job: str, step: str, done: int, total: int | None) -> None:
+        with self._lock:
+            current = self._jobs.get(job)
+            if current is not None:
+                self._jobs[job] = replace(current, step=step, done=done, total=total)
+                self.version += 1
+
+    def end(self, job: str) -> None:
+        with self._lock:
+            if self._jobs.pop(job, None) is not None:
+                self.version += 1
+
+    def snapshot(self) -> tuple[int, list[JobProgress]]:
+        with self._lock:
+            return self.version, sorted(self._jobs.values(), key=lambda j: j.started_at)
 
 
 class BarProgress:

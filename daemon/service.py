@@ -74,6 +74,7 @@ class Service:
         self.instance = InstanceLock(config.data_dir)
         self.watcher: FolderWatcher | None = None
         self.web: Any = None
+        self._dashboard_context: Any = None
         self._listeners: dict[str, Callable[[], None]] = {}
         self._config_watch: Any = None
 
@@ -375,18 +376,48 @@ class Service:
             )
             return
         plugins = [instance for _kind, _name, instance in self._runtime.plugins.instances()]
-        server = WebServer(create_app(plugins, self, self.state), web.host, web.port)
+        dashboard = self._dashboard()
+        server = WebServer(
+            create_app(plugins, self, self.state, web=dashboard),
+            web.host,
+            web.port,
+            stopping=dashboard.stop,
+            root_path=web.root_path,
+        )
         try:
             server.start()
         except GenredError as exc:
             log.error("web server not started (webhooks off)", error=str(exc))
+            dashboard.close()
             return
-        self.web = server
+        dashboard.start()
+        self.web, self._dashboard_context = server, dashboard
+
+    def _dashboard(self) -> Any:
+        """What the dashboard and API need of the daemon (genred.web.context)."""
+        from .web.context import WebContext
+
+        return WebContext(
+            config=lambda: self.config,
+            jobs=self.worker,
+            corrections=self.request_corrections,
+            status=self.state,
+            plugins=lambda: self._runtime.plugins,
+            config_path=self.config_path,
+        )
+
+    def request_corrections(self) -> None:
+        """Overrides changed (dashboard, API): decide again and write back, soon."""
+        if not self.cancel.is_set():
+            self.scheduler.soon("corrections", self.worker.corrected, 0.5)
 
     def _stop_web(self) -> None:
         if self.web is not None:
             self.web.stop()
             self.web = None
+        if self._dashboard_context is not None:
+            self._dashboard_context.close()
+            self._dashboard_context = None
 
     def _start_listeners(self, restart: Sequence[str] = ()) -> None:
         """Sources that can tell when they changed (Plex alerts) request syncs themselves."""

@@ -188,9 +188,16 @@ def _revert(run: StageRun) -> dict[str, Any]:
     return totals
 
 
+# The daemon's own train jobs follow `train.auto` (enough new labels, or nothing); a
+# person asking (the CLI, the dashboard, a test) trains now.
+AUTO_TRAIN_TRIGGERS = ("schedule", "resume")
+
+
 def _train(run: StageRun) -> dict[str, Any]:
     from .training.train import train_audio_model
 
+    if run.trigger in AUTO_TRAIN_TRIGGERS:
+        return _auto_train(run)
     trained = train_audio_model(
         run.store,
         run.config,
@@ -223,6 +230,22 @@ def _playlist_jobs(config: Config) -> Mapping[str, tuple[JobSchedule, dict[str, 
     from .pipeline.playlists import saved_jobs
 
     return saved_jobs(config)
+
+
+def _auto_train(run: StageRun) -> dict[str, Any]:
+    """The daemon's train job (`train.auto`): only with enough new labels, kept if not worse."""
+    from .training.auto import retrain_if_due
+
+    result = retrain_if_due(
+        run.store, run.config, progress=run.progress, say=lambda text: log.info(text)
+    )
+    run.results["auto"] = result
+    log.info("train.auto", reason=result.reason, new_labels=result.labels.new)
+    return {
+        "new_labels": result.labels.new,
+        "trained": int(result.trained is not None),
+        "kept": int(result.kept),
+    }
 
 
 # --------------------------------------------------------------------------- the registry
@@ -270,8 +293,9 @@ STAGES: dict[str, Stage] = {
             nothing_enabled="no writeback target is enabled (plugins.writeback in the config)",
         ),
         # Training reads the store and writes only files (the model directory, replaced
-        # atomically): no lock; classify picks the new model up on its next run.
-        Stage("train", _train, scheduled=False, chained=False),
+        # atomically); its lock keeps two trainings apart, classify runs on beside it and
+        # picks the new model up on its next run. Scheduled only with `train.auto`.
+        Stage("train", _train, lock="train", chained=False),
         # Saved prompts (`playlists.saved`), each on its own schedule: job `playlists:NAME`.
         Stage(
             "playlists",

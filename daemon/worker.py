@@ -11,6 +11,7 @@ are gathered in `SyncRequests` and served by one coalesced run.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +20,11 @@ from typing import Any
 from .config import Config
 from .errors import Cancelled, GenredError, RetryLater, StageBusy
 from .loader import LoadedPlugins
+from .locks import holder
 from .logs import get_logger
 from .memory import release_memory
 from .pipeline.jobs import run_job
-from .progress import LogProgress
+from .progress import LiveProgress, LogProgress
 from .stages import CHAINED, STAGES, Stage, StageRun, item_jobs
 from .store import Store
 from .triggers import SyncRequests, TakenRequests
@@ -56,12 +58,15 @@ class Worker:
         self.retry_requested: Callable[[float], Any] = lambda delay: None  # set by the service
         # set by the service: run `stage` again at a moment (an LLM's daily budget returns)
         self.run_at: Callable[[str, datetime], Any] = lambda stage, when: None
+        self.live = LiveProgress()  # what runs now, for the dashboard
         self._active = 0
         self._idle = threading.Condition()
 
     # ------------------------------------------------------------------ entry points
 
-    def scheduled(self, stage: str, trigger: str = "schedule") -> None:
+    def scheduled(
+        self, stage: str, trigger: str = "schedule", on_run: Callable[[int], Any] | None = None
+    ) -> None:
         """A scheduler job: run `stage`; after a sync that changed tracks, the rest follow."""
         with self._running():
             rt = self.runtime()
@@ -69,7 +74,7 @@ class Worker:
             if not registered.has_work(rt.plugins):
                 log.debug("nothing to run: no plugin enabled for this stage", stage=stage)
                 return
-            counts = self._stage(rt, registered, trigger)
+            counts = self._stage(rt, registered, trigger, on_run=on_run)
             if stage == "sync" and counts is not None and _changed(counts):
                 self._downstream(rt, "chain")
 
@@ -91,6 +96,55 @@ class Worker:
             self.scheduled(job, trigger)
         else:
             self.item(job, trigger)
+
+    def start(self, stage: str, trigger: str = "web", timeout: float = 10.0) -> int:
+        """Run `stage` now in a thread of its own (a sync that changes tracks is followed by
+        the stages after it, as scheduled); returns the run id once it is recorded.
+
+        StageBusy when the stage runs already (here, or in a CLI command); GenredError
+        when it cannot run (no plugin for it, the daemon is stopping)."""
+        registered = STAGES.get(stage)
+        if registered is None or not registered.scheduled:
+            raise GenredError(f"no stage {stage!r} to start")
+        rt = self.runtime()
+        if self.cancel.is_set():
+            raise GenredError("the daemon is stopping")
+        if not registered.has_work(rt.plugins):
+            raise GenredError(registered.nothing_enabled or f"{stage} has nothing to do")
+        _, running = self.live.snapshot()
+        other = holder(rt.config.data_dir, registered.lock) if registered.lock else None
+        if any(j.job == stage for j in running) or other is not None:
+            who = other.describe() if other else "the daemon"
+            raise StageBusy(f"{stage} is already running ({who})")
+        recorded: list[int] = []
+        ready = threading.Event()
+
+        def heard(run_id: int) -> None:
+            recorded.append(run_id)
+            ready.set()
+
+        thread = threading.Thread(
+            target=self.scheduled, args=(stage, trigger, heard), name=f"genred-{stage}", daemon=True
+        )
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not ready.wait(0.05):
+            if not thread.is_alive():
+                raise GenredError(f"{stage} did not start: see the daemon's log")
+            if time.monotonic() > deadline:
+                raise StageBusy(f"{stage} is waiting for another run of it to finish")
+        return recorded[0]
+
+    def corrected(self) -> None:
+        """Overrides were set or cleared: decide again at once, then write back."""
+        with self._running():
+            rt = self.runtime()
+            for name in ("decide", "writeback"):
+                stage = STAGES[name]
+                if not stage.has_work(rt.plugins) or self.cancel.is_set():
+                    continue
+                if self._stage(rt, stage, "override") is None:
+                    return
 
     def requested(self) -> None:
         """Serve every gathered sync request in one run (watcher, webhook, alerts)."""
@@ -138,14 +192,26 @@ class Worker:
         options: dict[str, Any] | None = None,
         *,
         job: str | None = None,
+        on_run: Callable[[int], Any] | None = None,
     ) -> dict[str, Any] | None:
         """Run one stage as a recorded, locked job (`job`: its name in `runs`, default the
         stage's); None when it failed or was skipped."""
         if self.cancel.is_set():
             return None
         job = job or stage.name
-        progress = LogProgress(on_status=self.on_status)
+        live = self.live
+        progress = LogProgress(
+            on_status=self.on_status,
+            on_progress=lambda step, done, total: live.update(job, step, done, total),
+        )
+
+        def recorded(run_id: int) -> None:
+            live.recorded(job, run_id)
+            if on_run is not None:
+                on_run(run_id)
+
         self.on_status(f"{job} starting ({trigger})")
+        live.begin(job, trigger)
 
         def waiting(holder: Any) -> None:
             who = holder.describe() if holder else "another process"
@@ -167,6 +233,7 @@ class Worker:
                     by="daemon",
                     cancel=self.cancel,
                     on_wait=waiting,
+                    on_run=recorded,
                 )
         except (Cancelled, StageBusy):
             return None
@@ -185,6 +252,7 @@ class Worker:
             log.exception("stage crashed", job=job)  # recorded by run_job when it ran
             return None
         finally:
+            live.end(job)
             self.on_status("idle")
             release_memory()
         return counts

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
 TOKEN = "demo-token-not-secret"
 SECRET = "demo-webhook-secret"
+WEB_TOKEN = "demo-dashboard-token"  # the dashboard's login (web.api_token); not a secret here
 NEW_FILE = ROOT / "tests" / "fixtures" / "audio" / "debian" / "asc_machine_wars.mp3"
 LLM_KEY = "demo-llm-key-not-secret"
 FOCUS_GENRES = {"ambient", "classical", "new age", "downtempo"}  # the emulator's "Focus"
@@ -94,6 +95,7 @@ writeback:
 web:
   port: {port}
   webhook_secret: {secret}
+  api_token: {web_token}
 logging:
   level: warning
 """
@@ -164,6 +166,23 @@ def show_tagger(plex: PlexServer, db: Path) -> None:
         moods = ", ".join(m.tag for m in plex.fetchItem(int(key)).moods) or "-"
         print(f"  {said['title'][:40]:40}  genres {said.get('genre', '-')}")
         print(f"  {'':40}  moods  {said.get('mood', '-')}  → Plex moods: {moods}")
+
+
+def show_dashboard(port: int, daemon: DaemonProcess, status: StatusPrinter) -> None:
+    """The dashboard's address; with DEMO_KEEP=1 the demo stays up until Ctrl-C."""
+    url = f"http://127.0.0.1:{port}/"
+    print(f"\nThe dashboard: {url}  (log in with the token {WEB_TOKEN!r} to correct genres)")
+    print(f"The REST API: {url}api/tracks, its schema at {url}api/openapi.json")
+    if not os.environ.get("DEMO_KEEP"):
+        print("(run `DEMO_KEEP=1 make demo` to keep it up and look around)")
+        return
+    print("DEMO_KEEP=1: genred keeps running; press Ctrl-C to stop it.", flush=True)
+    try:
+        while not daemon.exited():
+            status()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print()
 
 
 class StatusPrinter:
@@ -367,6 +386,7 @@ def run_demo(library: PlexLibrary, music: Path, prompts: Path, llm: LLMEmulator 
                 music=music,
                 port=port,
                 secret=SECRET,
+                web_token=WEB_TOKEN,
                 path_map="\n".join(f"    {k}: {v}" for k, v in path_map.items()),
                 llm=llm_settings(llm),
                 prompts=prompts,
@@ -423,6 +443,7 @@ def run_demo(library: PlexLibrary, music: Path, prompts: Path, llm: LLMEmulator 
                 f"  in Plex after {took:.1f} s (settle 2 s, Plex scan, sync, classify, decide, "
                 f"write): genres {', '.join(genres)}"
             )
+            show_dashboard(port, daemon, status)
             print("\nStopping with SIGTERM (as `systemctl stop genred` does)…")
             code = daemon.stop()
             status()

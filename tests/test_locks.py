@@ -104,7 +104,7 @@ def test_the_lock_of_each_job() -> None:
         "decide": "decide",
         "writeback": "writeback",
         "revert": "writeback",
-        "train": None,  # writes only its model files, atomically
+        "train": "train",  # writes only its model files, atomically; two never overlap
         "playlists": "playlists",
     }
     assert lock_of("playlists:Focus") == "playlists"  # a saved playlist's own job

@@ -6,8 +6,8 @@ is stored, not activated, the reason is printed and the command exits 4
 (EXIT_NOT_ACTIVATED). `--force` activates it whatever its figures.
 
 Training reads the store and writes only files (the model directory, replaced
-atomically), so it takes no stage lock: classify keeps running on the model it loaded
-and picks up the new one on its next run. The run is recorded in `runs` (job "train")
+atomically), so it takes only the `train` lock (two trainings never overlap): classify
+keeps running on the model it loaded and picks up the new one on its next run. The run is recorded in `runs` (job "train")
 so `genred status` shows it.
 """
 

@@ -57,6 +57,29 @@ class Config(StrictModel):
         plugins.setdefault("playlists", ["plex"])
         return {**data, "plugins": plugins}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_train_schedule(cls, data: Any) -> Any:
+        """`schedule.train` says when; `train.auto.enabled` says whether."""
+        if not isinstance(data, dict):
+            return data
+        train = data.get("train")
+        auto = train.get("auto") if isinstance(train, dict) else None
+        enabled = auto.get("enabled", False) if isinstance(auto, dict) else auto
+        enabled = False if enabled is None else enabled
+        schedule = data.get("schedule")
+        if not isinstance(enabled, bool) or not isinstance(schedule, dict | None):
+            return data  # left to the validation of those sections
+        schedule = dict(schedule or {})
+        when = schedule.get("train")
+        when = dict(when) if isinstance(when, dict) else ({} if when is None else when)
+        if isinstance(when, dict):
+            if not (when.get("every") or when.get("cron")):
+                when["every"] = "1d"
+            when["enabled"] = enabled
+        schedule["train"] = when
+        return {**data, "schedule": schedule}
+
     @property
     def source(self) -> SourceMap:
         """Where each key came from (file and lines), for errors raised after loading."""

@@ -96,6 +96,16 @@ class TrainLabelsConfig(StrictModel):
     llm_classifier: str = Field("llm-metadata", description="whose predictions `llm` reads")
 
 
+class AutoTrain(StrictModel):
+    """Retraining by itself (`schedule.train` says when it looks): only once enough new
+    manual labels arrived, and the new model is kept only if it is not worse."""
+
+    enabled: bool = Field(False, description="opt-in")
+    min_new_labels: int = Field(
+        50, ge=1, description="overrides and accepted reviews since the current model"
+    )
+
+
 class TrainConfig(StrictModel):
     """`genred train`: the `audio-model` classifier fitted on stored features."""
 
@@ -115,6 +125,7 @@ class TrainConfig(StrictModel):
     weight_decay: float = Field(1e-2, ge=0)
     batch_size: int = Field(64, ge=1, le=65536)
     keep_versions: int = Field(3, ge=1, description="trained models kept in the data dir")
+    auto: AutoTrain = AutoTrain()
 
     @field_validator("hidden")
     @classmethod

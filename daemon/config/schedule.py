@@ -46,6 +46,10 @@ class ScheduleConfig(StrictModel):
     classify: JobSchedule = HOURLY
     decide: JobSchedule = HOURLY
     writeback: JobSchedule = HOURLY
+    train: JobSchedule = Field(
+        JobSchedule(every=timedelta(days=1), enabled=False),
+        description="when `train.auto` looks for new labels (on only with train.auto.enabled)",
+    )
     first_sync_after: Duration = Field(
         timedelta(seconds=5), description="`genred run` syncs this long after it starts"
     )

@@ -63,11 +63,48 @@ class WebConfig(StrictModel):
     webhook_delay: Duration = Field(
         timedelta(seconds=10), description="wait this long after a webhook, gathering others"
     )
+    api_token: SecretStr | None = Field(
+        None,
+        description="needed for every change (Bearer for the API, the login form for the "
+        "pages); none: the dashboard and API are read-only",
+    )
+    auth: Literal["writes", "all"] = Field(
+        "writes", description="what needs the token: changes only, or every page and read too"
+    )
+    session_lifetime: Duration = Field(
+        timedelta(days=7), description="how long a dashboard login lasts"
+    )
+    root_path: str = Field(
+        "", description="the path prefix a reverse proxy serves genred under, e.g. /genred"
+    )
 
-    @field_validator("webhook_secret", mode="before")
+    @field_validator("webhook_secret", "api_token", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("api_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError(
+                "the token must have at least 16 characters (e.g. `openssl rand -hex 24`)"
+            )
+        return value
+
+    @field_validator("root_path")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value and (not value.startswith("/") or "//" in value or "?" in value):
+            raise ValueError("a path like /genred (starting with /, no query)")
+        return value
+
+    @model_validator(mode="after")
+    def _all_needs_a_token(self) -> WebConfig:
+        if self.auth == "all" and self.api_token is None:
+            raise ValueError("auth: all needs an api_token (no one could log in)")
+        return self
 
 
 class LoggingConfig(StrictModel):

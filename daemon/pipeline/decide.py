@@ -135,13 +135,13 @@ def decide(
             conn.executemany(
                 """
                 INSERT INTO decisions (track_id, genres, moods, labels, confidence, provenance,
-                                       status, decided_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                                       status, decided_at, decided_by)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (track_id) DO UPDATE SET genres = excluded.genres,
                     moods = excluded.moods, labels = excluded.labels,
                     confidence = excluded.confidence,
                     provenance = excluded.provenance, status = excluded.status,
-                    decided_at = excluded.decided_at
+                    decided_at = excluded.decided_at, decided_by = excluded.decided_by
                 """,
                 rows,
             )
@@ -238,9 +238,24 @@ def _decide_batch(
                 json.dumps(provenance, ensure_ascii=False, sort_keys=True),
                 status,
                 utcnow(),
+                decided_by(genre),
             )
         )
     return rows
+
+
+def decided_by(genre: LabelDecision) -> str:
+    """Who gave a track its genre, for the dashboard's filter: `override`, `album`
+    (smoothing), or the classifiers that voted for its first genre (best guess when under
+    review), comma-separated."""
+    provenance = genre.provenance
+    if "override" in provenance:
+        return "override"
+    if "album" in provenance:
+        return "album"
+    first = genre.labels[0] if genre.labels else next(iter(provenance), None)
+    voters = provenance.get(first) if first is not None else None
+    return ",".join(sorted(voters)) if isinstance(voters, dict) else ""
 
 
 def _in_chunks(ids: list[int], size: int = 500) -> Any:

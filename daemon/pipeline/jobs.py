@@ -37,6 +37,7 @@ def run_job(
     wait: bool = True,
     cancel: Event | None = None,
     on_wait: Callable[[locks.Holder | None], None] | None = None,
+    on_run: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Run `work` under the stage lock `lock` (when `data_dir` is given) and record the run.
 
@@ -52,13 +53,19 @@ def run_job(
         else nullcontext()
     )
     with held:
-        return _recorded(store, job, trigger, work)
+        return _recorded(store, job, trigger, work, on_run)
 
 
 def _recorded(
-    store: Store, job: str, trigger: str, work: Callable[[], dict[str, Any]]
+    store: Store,
+    job: str,
+    trigger: str,
+    work: Callable[[], dict[str, Any]],
+    on_run: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     run_id = runs.start(store, job, trigger)
+    if on_run is not None:
+        on_run(run_id)
     try:
         counts = work()
     except (KeyboardInterrupt, Cancelled) as exc:

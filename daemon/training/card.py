@@ -119,6 +119,7 @@ class ModelCard(CardModel):
     calibration: Calibration
     left_out: dict[str, int] = Field(default_factory=dict)  # why labelled tracks were not used
     activation: Activation | None = None  # None on cards written before genred checked it
+    labels_read_at: str = ""  # when its labels were read: later overrides are new labels
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelCard:

@@ -25,7 +25,7 @@ from .. import __version__
 from ..config import Config, TrainConfig
 from ..errors import TrainingError
 from ..progress import NullProgress, Progress
-from ..store import Store
+from ..store import Store, utcnow
 from ..taxonomy import taxonomy_from_config
 from . import metrics, registry
 from .activation import decide_activation, majority_baseline, score_current
@@ -123,6 +123,7 @@ def train_audio_model(
         + ", ".join(f"{f.extractor} {f.version} ({f.dims} values)" for f in table.features)
         + f"; {len(table.track_ids)} tracks have all of them"
     )
+    labels_read_at = utcnow()
     inputs = label_inputs(store, taxonomy_from_config(config.taxonomy), settings.labels)
     labelled = assemble_labels(inputs, settings.labels, table.track_ids)
     without_features = len(assemble_labels(inputs, settings.labels)) - len(labelled)
@@ -218,6 +219,7 @@ def train_audio_model(
             "single_group_labels": sum(single.values()),
         },
         activation=activation,
+        labels_read_at=labels_read_at,
     )
     path = registry.save(
         config.data_dir, card, weights, settings.keep_versions, activate=activation.activated

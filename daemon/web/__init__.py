@@ -1,4 +1,5 @@
-"""The daemon's HTTP side: `/health` and the plugins' routes (FastAPI, uvicorn in a thread).
+"""The daemon's HTTP side: `/health`, the plugins' routes (the Plex webhook), the dashboard
+and the REST API (FastAPI, Jinja2 templates, uvicorn in a thread).
 
 It needs the `web` extra. Importing this package without it raises ImportError with the
 command that installs it, so the daemon can log that and run on without a web server.
@@ -7,7 +8,6 @@ command that installs it, so the daemon can log that and run on without a web se
 from __future__ import annotations
 
 import importlib.util
-import inspect
 
 INSTALL_HINT = "pip install 'genred[web]'"
 
@@ -17,6 +17,7 @@ def _check_web_extra() -> None:
         ("fastapi", ()),
         ("uvicorn", ()),
         ("python_multipart", ("multipart",)),  # python-multipart's old import name
+        ("jinja2", ()),  # the dashboard's templates
     ):
         if not any(importlib.util.find_spec(name) for name in (module, *alternatives)):
             raise ImportError(
@@ -24,15 +25,13 @@ def _check_web_extra() -> None:
                 f"{INSTALL_HINT}",
                 name=module,
             )
-    from fastapi import FastAPI
-
-    # Older FastAPI releases accept `max_body_size` and silently ignore it; webhook bodies
-    # are untrusted, so a FastAPI without the limit is refused rather than run unbounded.
-    if "max_body_size" not in inspect.signature(FastAPI).parameters:
+    if importlib.util.find_spec("starlette.middleware.body_limit") is None:
+        # Webhook and API bodies are untrusted: a Starlette without the body limit is
+        # refused rather than run unbounded.
         raise ImportError(
-            "genred's web server needs a FastAPI that limits request bodies (max_body_size): "
+            "genred's web server needs a Starlette that limits request bodies: "
             "pip install -U 'genred[web]' 'fastapi>=0.165'",
-            name="fastapi",
+            name="starlette",
         )
 
 

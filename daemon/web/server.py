@@ -33,8 +33,20 @@ class _ThreadServer(uvicorn.Server):
 class WebServer:
     """One uvicorn server for `app` on host:port, run in a background thread."""
 
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        host: str,
+        port: int,
+        *,
+        stopping: threading.Event | None = None,
+        root_path: str = "",
+    ) -> None:
         self.app, self.host, self.requested_port = app, host, port
+        # Set before uvicorn is told to exit: open event streams end at once, instead of
+        # holding the shutdown for its graceful timeout.
+        self.stopping = stopping
+        self.root_path = root_path
         self._server: _ThreadServer | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -65,6 +77,7 @@ class WebServer:
             ws="none",
             server_header=False,
             timeout_graceful_shutdown=5,
+            root_path=self.root_path,
         )
         server = _ThreadServer(config)
         self._server, self._socket, self._failure = server, sock, None
@@ -86,6 +99,8 @@ class WebServer:
         """Finish requests in flight (up to `timeout` seconds), then close."""
         server, thread = self._server, self._thread
         if server is not None and thread is not None:
+            if self.stopping is not None:
+                self.stopping.set()  # streams see it within 0.25 s; uvicorn waits for them
             server.should_exit = True
             thread.join(timeout)
             if thread.is_alive():
