@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .types import StrictModel
 
-PLUGIN_KINDS = ("sources", "extractors", "classifiers", "llm", "writeback")
+PLUGIN_KINDS = ("sources", "extractors", "classifiers", "llm", "writeback", "executors")
 
 
 class PluginEntry(BaseModel):
@@ -49,6 +49,9 @@ class PluginsConfig(StrictModel):
     classifiers: list[PluginEntry] = Field(default_factory=lambda: [PluginEntry(name="taxonomy")])
     llm: list[PluginEntry] = Field(default_factory=list)
     writeback: list[PluginEntry] = Field(default_factory=list)
+    executors: list[PluginEntry] = Field(
+        default_factory=list, description="where file work runs besides this machine (ray)"
+    )
 
     @field_validator(*PLUGIN_KINDS, mode="before")
     @classmethod
