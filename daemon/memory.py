@@ -16,13 +16,28 @@ def release_memory() -> None:
         _malloc_trim(0)
 
 
-def _load_malloc_trim() -> Callable[[int], int] | None:
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+LARGE_BLOCK = 1 << 20
+
+
+def return_large_blocks() -> None:
+    """In a worker process: every block of LARGE_BLOCK or more gets its own mapping, given
+    back to the OS when freed. glibc otherwise raises that threshold to the largest block
+    freed so far (a 16 MB slice of a spectrogram), and the heap then keeps every such
+    temporary's pages: measured on a 300 s full-mode extraction, 468 MiB peak RSS
+    instead of 428 (same traced allocations)."""
+    if _mallopt is not None:
+        _mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK)
+
+
+def _libc_function(name: str) -> Callable[..., int] | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-        return trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        function: Callable[..., int] = getattr(libc, name)
+        return function
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
         return None
 
 
-_malloc_trim = _load_malloc_trim()
+_malloc_trim = _libc_function("malloc_trim")
+_mallopt = _libc_function("mallopt")

@@ -30,6 +30,7 @@ from .notify import Notifier
 from .scheduler import JobScheduler, describe
 from .stages import CHAINED, SCHEDULED, lock_of
 from .store import Store, StoreError
+from .warmup import warm_up_in_background
 from .watcher import Changes, FolderWatcher
 from .worker import Runtime, Worker
 
@@ -83,6 +84,7 @@ class Service:
             self._install_signals()  # a stop during start-up is honoured once started
             interrupted = self._prepare_store()
             self._report_unavailable()
+            warm_up_in_background((p for *_, p in self._runtime.plugins.instances()), self.cancel)
             first_sync = self.config.schedule.first_sync_after.total_seconds()
             self.scheduler.start(self.config.schedule, first_sync_in=first_sync)
             self._resume(interrupted)

@@ -119,3 +119,22 @@ class ThreadsExtractor:
     def extract(self, path: Path) -> dict[str, str | None]:
         names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
         return {name: os.environ.get(name) for name in names}
+
+
+class WarmingExtractor(FakeExtractor):
+    """Needs a one-time preparation (`WarmsUp`) before its first file: it writes "warm"
+    to `calls_log` and a marker file, so a test sees it ran once, before any file."""
+
+    def __init__(self, marker: Path, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.marker = marker
+
+    def warm_up_needed(self) -> str | None:
+        return None if self.marker.exists() else "compiling audio kernels, first run only"
+
+    def warm_up(self, cancel: Any = None) -> bool:
+        if self.calls_log is not None:
+            with open(self.calls_log, "a", encoding="utf-8") as log:
+                log.write("warm\n")
+        self.marker.write_text("ready")
+        return True

@@ -23,3 +23,16 @@ def configure_numba_cache(data_dir: Path) -> Path:
     cache.chmod(0o700)
     os.environ[NUMBA_CACHE_ENV] = str(cache)
     return cache
+
+
+def use_numba_cache(cache: Path) -> None:
+    """In a worker process (here, or a node of a cluster): the cache the plugin was built
+    with, unless the environment names one; a directory that cannot be made here leaves
+    numba's default (it then compiles in memory)."""
+    if os.environ.get(NUMBA_CACHE_ENV):
+        return
+    try:
+        Path(cache).mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return
+    os.environ[NUMBA_CACHE_ENV] = str(cache)

@@ -13,6 +13,11 @@ do not sum to 1). The clip's mean embedding is stored in `features` as extractor
 
 A file that cannot be decoded is `Unclassified` (retried after a backoff); a track with
 no local path, shorter than one patch (about 3 s) or silent gets no prediction.
+
+In the classify stage the tagging itself (`tag_file`: decode, patches, the ONNX model)
+runs on the executor (`ClassifiesFiles`: the local worker processes, one file per worker,
+or a cluster), and only the clip's tag values and embedding come back; the model file is
+checked here when the plugin is built, and opened again in each worker.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from threading import Event
 from typing import Any
@@ -31,6 +37,7 @@ import soxr  # noqa: F401
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genred.api import (
+    FileWork,
     GenredError,
     PluginContext,
     Prediction,
@@ -45,7 +52,8 @@ from genred.api import (
 from genred.api import features as features_q
 
 from .decode import load_audio, probe_duration
-from .numba_cache import configure_numba_cache
+from .kernels import COMPILING, kernels_ready, warm_kernels
+from .numba_cache import configure_numba_cache, use_numba_cache
 from .tagging.meaning import ranked as ranked_labels
 from .tagging.meaning import tag_meaning
 from .tagging.model import SILENCE_DBFS, OnnxTagger
@@ -95,17 +103,30 @@ class TaggerSettings(BaseModel):
         return value
 
 
+@dataclass(frozen=True)
+class FileTags:
+    """What a worker sends back for one file: the clip's tag values and embedding."""
+
+    probs: np.ndarray
+    embedding: np.ndarray | None
+
+
 class TaggerClassifier:
     Config = TaggerSettings
     label_set = "genre"
 
     def __init__(self, settings: TaggerSettings, context: PluginContext) -> None:
         self.settings = settings
-        self.context = context
+        self.context: PluginContext | None = context
         self.batch_size = settings.batch_tracks
-        configure_numba_cache(context.data_dir)  # librosa's numba cache, before numba loads
+        self.data_dir = context.data_dir
+        # librosa's numba cache, before numba loads (here, and in the workers)
+        self.numba_cache = configure_numba_cache(context.data_dir)
         loaded = resolve_spec(settings.model)
-        self.tagger = OnnxTagger(loaded, context.data_dir, threads=settings.threads)
+        self._tagger: OnnxTagger | None = OnnxTagger(
+            loaded, context.data_dir, threads=settings.threads
+        )
+        self.spec = loaded
         taxonomy = taxonomy_from_config(context.config.taxonomy)
         self.meaning = tag_meaning(loaded.spec, self.tagger.tags, taxonomy)
         if self.meaning.unmapped_genres:
@@ -127,6 +148,69 @@ class TaggerClassifier:
             ]
         )
 
+    @property
+    def tagger(self) -> OnnxTagger:
+        """The ONNX model: checked when the plugin is built, opened again in a worker."""
+        if self._tagger is None:
+            self._tagger = OnnxTagger(self.spec, self.data_dir, threads=self.settings.threads)
+        return self._tagger
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a worker gets: the settings and the spec, not the session nor the context."""
+        return {**self.__dict__, "_tagger": None, "context": None}
+
+    # ------------------------------------------------------------------ hooks
+
+    def warm_up_needed(self) -> str | None:
+        """`WarmsUp`: librosa's kernels are compiled once, before the workers start."""
+        return None if kernels_ready(self.numba_cache) else COMPILING
+
+    def warm_up(self, cancel: Event | None = None) -> bool:
+        return warm_kernels(self.numba_cache, cancel)
+
+    def file_work(self) -> FileWork:
+        """`ClassifiesFiles`: each file is tagged in a worker (`tag_file`)."""
+        return FileWork("tag_file")
+
+    def tag_file(self, path: Path) -> FileTags | None:
+        """The clip's tag values and embedding; None when shorter than a patch or silent."""
+        use_numba_cache(self.numba_cache)
+        clip = self.tagger.tag(
+            self._samples(path),
+            min_dbfs=self.settings.silence_dbfs,
+            batch_patches=self.settings.batch_patches,
+        )
+        if clip is None:
+            return None
+        if not np.isfinite(clip.probs).all():
+            raise TaggerOutputError(f"{path}: the model gave non-finite tag values")
+        return FileTags(clip.probs, clip.embedding)
+
+    def classify_files(
+        self,
+        tracks: Sequence[TrackRecord],
+        outcomes: Mapping[int, Any],
+        *,
+        store: Store | None = None,
+        cancel: Event | None = None,
+    ) -> Iterator[Prediction | Unclassified]:
+        """Predictions from what the workers sent back (and the embeddings stored)."""
+        embeddings: list[tuple[int, np.ndarray]] = []
+        for track in tracks:
+            if track.id is None or local_audio_path(track, self._sources()) is None:
+                continue  # nothing to listen to: no prediction until the track changes
+            outcome = outcomes.get(track.id)
+            if isinstance(outcome, Exception):  # one bad file must not stop the batch
+                yield Unclassified(track.id, outcome)
+                continue
+            if not isinstance(outcome, FileTags):
+                continue  # shorter than one patch, or silent
+            yield from self._predictions(track.id, outcome.probs)
+            if outcome.embedding is not None and np.isfinite(outcome.embedding).all():
+                embeddings.append((track.id, outcome.embedding))
+        if store is not None and embeddings and self.settings.embeddings:
+            features_q.write(store, self.feature_extractor, self.feature_version, embeddings)
+
     def classify(
         self,
         tracks: Sequence[TrackRecord],
@@ -134,36 +218,25 @@ class TaggerClassifier:
         store: Store | None = None,
         cancel: Event | None = None,
     ) -> Iterator[Prediction | Unclassified]:
-        embeddings: list[tuple[int, np.ndarray]] = []
+        """The same, every file tagged here, one after the other (no executor)."""
+        outcomes: dict[int, Any] = {}
         for track in tracks:
             raise_if_cancelled(cancel, "classify (tagger)")
-            if track.id is None:
-                continue
             path = local_audio_path(track, self._sources())
-            if path is None:
-                continue  # nothing to listen to: no prediction until the track changes
-            try:
-                clip = self.tagger.tag(
-                    self._samples(path),
-                    min_dbfs=self.settings.silence_dbfs,
-                    batch_patches=self.settings.batch_patches,
-                )
-                if clip is not None and not np.isfinite(clip.probs).all():
-                    raise TaggerOutputError(f"{path}: the model gave non-finite tag values")
-            except Exception as exc:  # one bad file must not stop the batch
-                yield Unclassified(track.id, exc)
+            if track.id is None or path is None:
                 continue
-            if clip is None:
-                continue  # shorter than one patch, or silent
-            yield from self._predictions(track.id, clip.probs)
-            if clip.embedding is not None and np.isfinite(clip.embedding).all():
-                embeddings.append((track.id, clip.embedding))
-        if store is not None and embeddings and self.settings.embeddings:
-            features_q.write(store, self.feature_extractor, self.feature_version, embeddings)
+            try:
+                outcomes[track.id] = self.tag_file(path)
+            except Exception as exc:
+                outcomes[track.id] = exc
+        yield from self.classify_files(tracks, outcomes, store=store, cancel=cancel)
 
     def _sources(self) -> Mapping[str, Any]:
         """The enabled sources, which say where their files are on this machine."""
-        return self.context.plugins.of("sources") if self.context.plugins is not None else {}
+        context = self.context
+        if context is None or context.plugins is None:
+            return {}
+        return context.plugins.of("sources")
 
     def _samples(self, path: Path) -> np.ndarray:
         """The analysed stretch: `seconds` from the middle of the track, or all of it."""
