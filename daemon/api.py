@@ -86,6 +86,7 @@ from .hookspecs import (
 )
 from .loader import load_processors
 from .logs import get_logger
+from .memory import return_large_blocks
 from .paths import local_audio_path
 from .pipeline.executors import run_batch
 from .progress import NullProgress, Progress
@@ -208,6 +209,7 @@ __all__ = [
     "pass_state",
     "plugin_entries",
     "raise_if_cancelled",
+    "return_large_blocks",
     "run_batch",
     "split_label_set",
     "stacked_features",

@@ -138,3 +138,18 @@ class WarmingExtractor(FakeExtractor):
                 log.write("warm\n")
         self.marker.write_text("ready")
         return True
+
+
+class KillableExtractor(FakeExtractor):
+    """A file named "victim" writes its worker's pid to `pidfile` and waits, the first
+    time only: the test kills that worker, and the retry (the pidfile is there) goes on."""
+
+    def __init__(self, pidfile: Path, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pidfile = pidfile
+
+    def extract(self, path: Path) -> Any:
+        if "victim" in path.name and not self.pidfile.exists():
+            self.pidfile.write_text(str(os.getpid()))
+            time.sleep(60)
+        return super().extract(path)
