@@ -69,6 +69,7 @@ from .hookspecs import (
     ExecutorPlugin,
     ExtractorPlugin,
     ExtractsInBatches,
+    HintsFiles,
     Listens,
     LLMPlugin,
     LLMProcessor,
@@ -109,7 +110,7 @@ from .records import (
     custom_label_set,
     split_label_set,
 )
-from .store import Store, features, utcnow
+from .store import Store, captions, features, utcnow
 from .taxonomy import Taxonomy, default_taxonomy, taxonomy_from_config
 from .training import registry as model_registry
 from .training.dataset import stacked_features
@@ -148,6 +149,7 @@ __all__ = [
     "FileJob",
     "FileWork",
     "GenredError",
+    "HintsFiles",
     "InvalidAnswer",
     "InvalidFeatures",
     "Key",
@@ -195,6 +197,7 @@ __all__ = [
     "Values",
     "WarmsUp",
     "WritebackPlugin",
+    "captions",
     "custom_label_set",
     "default_taxonomy",
     "features",

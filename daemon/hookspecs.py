@@ -83,7 +83,8 @@ class Plugin(Protocol):
 
     Class attributes read by the loader: ``Config`` (its settings model) and
     ``uses_config`` (the top-level config sections it reads; default
-    `DEFAULT_USES_CONFIG`: a reload rebuilds it only when these or its settings change).
+    `DEFAULT_USES_CONFIG`: a reload rebuilds it only when these or its settings change);
+    ``notice`` (a licence or caveat `genred plugins` shows, e.g. audio-llm's weights).
     """
 
     def __init__(self, settings: Any, context: PluginContext) -> None: ...
@@ -261,6 +262,15 @@ class ClassifiesFiles(Protocol):
         ...
 
 
+@runtime_checkable
+class HintsFiles(Protocol):
+    def file_hints(
+        self, tracks: Sequence[TrackRecord], *, store: Store | None = None
+    ) -> Mapping[int, Any]:
+        """Per track, what its file's work should know (`FileWork.with_hint`): small, picklable."""
+        ...
+
+
 # --------------------------------------------------------------------------- executors
 
 
@@ -381,7 +391,7 @@ PROCESSORS_GROUP = "genred.llm_processors"
 OPTIONAL_HOOKS: dict[str, tuple[type, ...]] = {
     "sources": (ScansPaths, RequestsScans, Listens, LocatesFiles),
     "extractors": (LoadsModel, ExtractsInBatches, WarmsUp),
-    "classifiers": (ClassifiesFiles, LoadsModel, WarmsUp),
+    "classifiers": (ClassifiesFiles, HintsFiles, LoadsModel, WarmsUp),
     "llm": (),
     "writeback": (),
     "executors": (),

@@ -193,12 +193,17 @@ class ChatResult:
 
 @dataclass(frozen=True)
 class FileItem:
-    """One file for an executor: the track it belongs to and what the file was when located."""
+    """One file for an executor: the track it belongs to and what the file was when located.
+
+    `hint`: what the plugin wants to know about the track where the file is worked on
+    (small and picklable: the genres earlier steps proposed), for `FileWork.with_hint`.
+    """
 
     track_id: int
     path: str
     size: int | None = None
     mtime: float | None = None
+    hint: Any = None
 
 
 @dataclass(frozen=True)
@@ -208,12 +213,13 @@ class FileWork:
     `method(path) -> result` runs in a worker process (decoding, a small model); with
     `batch_method`, `batch_method([result, ...]) -> [outcome, ...]` runs where the plugin's
     model is (the stage's process for the local pool, a model worker on a cluster), on
-    `batch_size` results at a time.
+    `batch_size` results at a time. `with_hint`: `method(path, hint)`, with the item's hint.
     """
 
     method: str
     batch_method: str | None = None
     batch_size: int = 1
+    with_hint: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from threading import Event
 from typing import Any
 
 from ..config import Config, DecideConfig
 from ..errors import Cancelled, GenredError, LLMBudgetExhausted, raise_if_cancelled
-from ..hookspecs import ClassifierPlugin, ClassifiesFiles, ExecutorPlugin
+from ..hookspecs import ClassifierPlugin, ClassifiesFiles, ExecutorPlugin, HintsFiles
 from ..logs import get_logger
 from ..progress import NullProgress, Progress
 from ..records import FileItem, FileJob, Prediction, TrackRecord, Unclassified
@@ -232,12 +232,18 @@ def _file_groups(
     with what the classifier made of the outcomes. On cancel, the group in hand is
     still answered (its work is done), then the stage stops."""
     in_hand: dict[int, TrackRecord] = {}
+    hinted = job.work.with_hint and isinstance(plugin, HintsFiles)
 
     def located() -> Iterator[tuple[TrackRecord, FileItem | Exception]]:
+        chunk: list[tuple[TrackRecord, FileItem | Exception]] = []
         for track, where in Locator(store, files.sources).tracks(pending):
             assert track.id is not None
             in_hand[track.id] = track
-            yield track, where
+            chunk.append((track, where))
+            if len(chunk) >= HINT_CHUNK:
+                yield from _with_hints(plugin, chunk, store) if hinted else chunk
+                chunk = []
+        yield from _with_hints(plugin, chunk, store) if hinted else chunk
 
     group: dict[int, Any] = {}
 
@@ -261,6 +267,24 @@ def _file_groups(
             yield answer()
     if group:
         yield answer()
+
+
+HINT_CHUNK = 100  # tracks whose hints are read from the store at a time
+
+
+def _with_hints(
+    plugin: Any, chunk: list[tuple[TrackRecord, FileItem | Exception]], store: Store
+) -> list[tuple[TrackRecord, FileItem | Exception]]:
+    """The chunk's files with the plugin's hint for each track (`HintsFiles`)."""
+    if not chunk:
+        return chunk
+    hints = plugin.file_hints([track for track, _ in chunk], store=store)
+    return [
+        (track, replace(where, hint=hints.get(where.track_id)))
+        if isinstance(where, FileItem)
+        else (track, where)
+        for track, where in chunk
+    ]
 
 
 def _commit(

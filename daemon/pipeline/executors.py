@@ -104,7 +104,13 @@ class LocalExecutor:
         self, job: FileJob, items: Iterable[FileItem], *, cancel: Event | None = None
     ) -> Iterator[tuple[int, Any]]:
         pool = self._pool_for(job)
-        results = pool.run(((item.track_id, Path(item.path)) for item in items), cancel)
+        if job.work.with_hint:
+            todo: Iterable[tuple[Any, ...]] = (
+                (item.track_id, Path(item.path), item.hint) for item in items
+            )
+        else:
+            todo = ((item.track_id, Path(item.path)) for item in items)
+        results = pool.run(todo, cancel)
         work = job.work
         if work.batch_method is not None:
             results = in_batches(job.plugin, work.batch_method, work.batch_size, results, cancel)

@@ -190,5 +190,29 @@ def _v3_cache_used_at(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1_core, _v2_cache_playlists_state, _v3_cache_used_at]
+def _captions(db: sqlite3.Connection) -> None:
+    """What an audio-language model said a track sounds like, one sentence per classifier."""
+    run_script(
+        db,
+        """
+        CREATE TABLE captions (
+            track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+            classifier TEXT NOT NULL,          -- audio-llm
+            version TEXT NOT NULL,
+            text TEXT NOT NULL,
+            listened_seconds REAL,             -- how much of the track the model heard
+            cut INTEGER NOT NULL DEFAULT 0,    -- 1: the file was longer than the model takes
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (track_id, classifier)
+        );
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    _v1_core,
+    _v2_cache_playlists_state,
+    _v3_cache_used_at,
+    _captions,
+]
 LATEST = len(MIGRATIONS)

@@ -347,7 +347,10 @@ class JobRun:
         timeout = self.job.timeout
         while self.queue and len(self.files) < self.in_flight:
             item = self.queue.popleft()
-            refs = self.task.remote(self.plugin_ref, self.job.work.method, item.path, self.key)
+            hint = (item.hint,) if self.job.work.with_hint else ()
+            refs = self.task.remote(
+                self.plugin_ref, self.job.work.method, item.path, self.key, *hint
+            )
             status = refs[0] if self.batched else refs
             deadline = None
             if timeout is not None:

@@ -40,13 +40,15 @@ def _ready(plugin: Any, key: str) -> Any:
     return _loaded[key]
 
 
-def run_file(plugin: Any, method: str, path: str, key: str) -> tuple[BaseException | None, Any]:
-    """(None, result) or (the error, None) of `plugin.<method>(path)` for one file."""
+def run_file(
+    plugin: Any, method: str, path: str, key: str, *hint: Any
+) -> tuple[BaseException | None, Any]:
+    """(None, result) or (the error, None) of `plugin.<method>(path[, hint])` for one file."""
     from pathlib import Path
 
     return_large_blocks()
     try:
-        return None, getattr(_ready(plugin, key), method)(Path(path))
+        return None, getattr(_ready(plugin, key), method)(Path(path), *hint)
     except Exception as exc:
         return sendable(exc), None
 
