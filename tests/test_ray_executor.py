@@ -354,3 +354,57 @@ def test_sigterm_to_the_daemon_during_a_ray_run_stops_it_cleanly(
     counts = query(db, "SELECT COUNT(*) FROM features")[0][0]
     assert 0 < counts < 6 * len(REAL)
     assert json.loads(extract_runs[-1][4] or "{}") == {}
+
+
+def test_audio_llm_runs_its_model_on_a_ray_model_worker_with_the_hints(tmp_path: Path) -> None:
+    """The model on a Ray actor (loaded there once), fed by reference from the decoding
+    tasks, each track's hint (the earlier steps' genres) carried along: the same
+    predictions and captions as the local pool."""
+    pytest.importorskip("transformers")
+    from genred.pipeline.classify import FileStage, classify
+    from genred.records import Prediction
+    from tests.scripted_flamingo import ScriptedAudioLLM
+    from tests.tiny_models import save_tiny_flamingo
+
+    checkpoint = save_tiny_flamingo(tmp_path / "tiny-mf")
+    files = {p.stem: p for p in REAL[:4]}
+    results = {}
+    for executor in ("local", "ray"):
+        config = config_for(tmp_path / executor, executor)
+        settings = {"model": str(checkpoint), "device": "cpu", "allow_cpu": True}
+        plugin = ScriptedAudioLLM(
+            ScriptedAudioLLM.Config(**settings, every_track=True), PluginContext(config)
+        )
+        with store_with(tmp_path / executor / "genred.db", files) as store:
+            first = sorted(files)[0]
+            track_id = store.conn.execute(
+                "SELECT id FROM tracks WHERE source_id = ?", (first,)
+            ).fetchone()[0]
+            from genred.pipeline.classify import _store_batch
+
+            _store_batch(
+                store, "tagger", "1", [track_id], [Prediction(track_id, "genre", (("Metal", 0.6),))]
+            )
+            counts = classify(
+                store,
+                {"audio-llm": plugin},
+                files=FileStage(config, {}, {"ray": ray_executor(config)}),
+            )
+            results[executor] = (
+                counts,
+                store.conn.execute(
+                    "SELECT t.source_id, p.labels FROM predictions p JOIN tracks t"
+                    " ON t.id = p.track_id WHERE p.classifier = 'audio-llm' ORDER BY 1"
+                ).fetchall(),
+                store.conn.execute(
+                    "SELECT t.source_id, c.text FROM captions c JOIN tracks t"
+                    " ON t.id = c.track_id ORDER BY 1"
+                ).fetchall(),
+            )
+    assert results["ray"] == results["local"]
+    counts, predictions, captions = results["ray"]
+    assert counts["audio-llm.predicted"] == 4 and counts["audio-llm.failed"] == 0
+    by_track = {sid: json.loads(labels) for sid, labels in predictions}
+    assert by_track[sorted(files)[0]] == [["Metal", 0.5]]  # the hint reached the model worker
+    assert all(v == [["Jazz", 0.5]] for k, v in by_track.items() if k != sorted(files)[0])
+    assert len(captions) == 4
