@@ -161,6 +161,11 @@ class RayExecutor:
             self._owner.release()
 
     def close(self) -> None:
+        """A reload or the shutdown drops this instance: stop the driver, unless a stage is
+        using it right now (that stage's `release` stops it when the stage ends)."""
+        owner = self._owned_by
+        if owner is not None and owner != threading.get_ident():
+            return
         self.release()
 
     def check(self) -> list[str]:
