@@ -9,8 +9,10 @@ and per-file overhead of the extract stage, for the README's guidance on when Ra
 
 Each executor runs ROUNDS times, alternated (GENRED_BENCH_EXECUTORS_ROUNDS, default 2); the
 best run of each is shown. Figures: wall time, time to the first result (start-up: workers importing, Ray starting),
-steady files per second after it, Ray's start and stop, and the per-file overhead
-(steady time per file × slots − the work's own time per file).
+steady files per second after it, Ray's start and stop, the per-file overhead (steady
+time per file × slots − the work's own time per file), and the memory of everything the
+executor started (the total PSS of genred's child processes: workers, or Ray's driver,
+its processes and workers).
 Run: `pytest -m bench bench/bench_executors.py -s` (needs genred[ray]).
 """
 
@@ -58,6 +60,57 @@ def store_with(db: Path, files: list[Path]) -> None:
         )
 
 
+class TreeMemory:
+    """The largest total PSS (MB) of this process's descendants (workers, or Ray's driver,
+    its processes and workers), sampled every 0.5 s: shared pages counted once."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            self.peak = max(self.peak, sum(_pss(pid) for pid in _descendants(os.getpid())))
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _pss(pid: int) -> float:
+    try:
+        for row in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if row.startswith("Pss:"):
+                return int(row.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return 0.0
+
+
 class Moments:
     def __init__(self) -> None:
         self.times: list[float] = []
@@ -86,9 +139,12 @@ def stage(db: Path, data: Path, name: str, plugin: Any, executor: str) -> dict[s
     with Store.open(db) as store:
         store.conn.execute("DELETE FROM features")
         moments = Moments()
-        began = time.perf_counter()
-        counts = extract(store, {name: plugin}, config, progress=moments, executors={"ray": ray})
-        seconds = time.perf_counter() - began
+        with TreeMemory() as memory:
+            began = time.perf_counter()
+            counts = extract(
+                store, {name: plugin}, config, progress=moments, executors={"ray": ray}
+            )
+            seconds = time.perf_counter() - began
     assert counts[f"{name}.failed"] == 0, counts
     first, last = moments.times[0], moments.times[-1]
     steady = (len(moments.times) - 1) / (last - first) if last > first else float("nan")
@@ -98,6 +154,7 @@ def stage(db: Path, data: Path, name: str, plugin: Any, executor: str) -> dict[s
         "steady": steady,
         "tail_s": began + seconds - last,  # after the last file: workers or Ray stopping
         "files": len(moments.times),
+        "memory_mb": memory.peak,
     }
 
 
@@ -116,7 +173,7 @@ def line(label: str, r: dict[str, Any], work_s: float) -> str:
     return (
         f"  {label:<34} {r['seconds']:6.1f} s  first result {r['first_s']:5.1f} s  "
         f"steady {r['steady']:6.1f} files/s  end {r['tail_s']:4.1f} s  "
-        f"overhead {1000 * overhead:6.0f} ms/file"
+        f"overhead {1000 * overhead:6.0f} ms/file  memory {r['memory_mb']:5.0f} MB"
     )
 
 
