@@ -37,11 +37,13 @@ from genred.api import (
     FileJob,
     GenredError,
     PluginContext,
-    PluginUnavailable,
     get_logger,
 )
 
 log = get_logger("genred.ray")
+
+if importlib.util.find_spec("ray") is None:  # `genred plugins` names the extra; ray itself
+    raise ImportError("No module named 'ray'", name="ray")  # is imported by the driver only
 
 POLL_S = 0.25
 STOP_WAIT_S = 20.0  # ray.shutdown takes 1.5 s; a cluster's driver may take longer
@@ -103,10 +105,6 @@ class RayExecutor:
     uses_config = ("data_dir",)
 
     def __init__(self, settings: RaySettings, context: PluginContext) -> None:
-        if importlib.util.find_spec("ray") is None:
-            raise PluginUnavailable(
-                "executor 'ray' needs ray: install it with pip install 'genred[ray]'"
-            )
         self.settings = settings
         self.data_dir = context.data_dir
         self._driver: Driver | None = None
