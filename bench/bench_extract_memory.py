@@ -7,12 +7,11 @@ extractor runs through the extract stage with 2 workers, in excerpt and full mod
 the peak RSS (VmHWM) of every worker is read while it runs.
 
 - "before": kernels compiled in each worker with an empty numba cache (as the first run
-  did), the whole STFT magnitude held, glibc's heap left to grow (its dynamic mmap
-  threshold, approximated by fixing it at its 32 MiB maximum);
+  did), and the whole STFT magnitude held (`bench/naive_handcrafted.py`);
 - "after": the stage as it is: the kernels compiled once by the warm-up (its time is the
   first-run wait a CLI user sees, with "compiling audio kernels, first run only"), then
-  workers that only load them; a long track's spectrogram streamed; large blocks given
-  back to the OS.
+  workers that only load them; a long track's spectrogram streamed, and its freed pages
+  given back before the CQT.
 
 Goals: ≤ 350 MB per worker in excerpt mode, ≤ 500 MB in full mode (MB = 10^6 bytes).
 Run: `pytest -m bench bench/bench_extract_memory.py -s` (about 5 minutes here).

@@ -87,7 +87,7 @@ from .hookspecs import (
 )
 from .loader import load_processors
 from .logs import get_logger
-from .memory import return_large_blocks
+from .memory import trim_heap
 from .paths import local_audio_path
 from .pipeline.executors import run_batch
 from .progress import NullProgress, Progress
@@ -212,12 +212,12 @@ __all__ = [
     "pass_state",
     "plugin_entries",
     "raise_if_cancelled",
-    "return_large_blocks",
     "run_batch",
     "split_label_set",
     "stacked_features",
     "table",
     "taxonomy_from_config",
+    "trim_heap",
     "utcnow",
     "validation_issues",
 ]

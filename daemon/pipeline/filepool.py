@@ -59,9 +59,6 @@ def _take_extractor(blob: bytes, threads: int) -> None:
     global _extractor, _setup_error
     for name in THREAD_VARIABLES:
         os.environ.setdefault(name, str(threads))
-    from ..memory import return_large_blocks
-
-    return_large_blocks()  # a decoded track's temporaries go back to the OS when freed
     try:
         _extractor = pickle.loads(blob)
     except Exception as exc:

@@ -94,6 +94,8 @@ def frame_features(
     held; above (a whole track) it is never held whole: one pass over its slices gathers
     the tuning peaks, a second computes the families (`stream`: force either way).
     """
+    from genred.api import trim_heap
+
     from .spectral import magnitude_stft
     from .spectral import zero_crossing_rate as zcr
 
@@ -109,6 +111,8 @@ def frame_features(
     cqt_tuning, chroma_tuning = _tunings(source, sr)
     frames = _stft_families(source, sr, chroma_tuning)
     del source  # before the CQT: the magnitude and the CQT together would double the peak
+    if stream:
+        trim_heap()  # the slices' freed pages, back to the OS before the CQT's peak
     frames |= _cqt_families(windows, sr, tuning=cqt_tuning)
     frames["zcr"] = _join([zcr(w, frame_length=N_FFT, hop_length=HOP) for w in windows])
     return frames

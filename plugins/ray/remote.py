@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from genred.api import GenredError, LoadsModel, return_large_blocks, run_batch
+from genred.api import GenredError, LoadsModel, run_batch
 
 
 class RemoteError(GenredError):
@@ -46,7 +46,6 @@ def run_file(
     """(None, result) or (the error, None) of `plugin.<method>(path[, hint])` for one file."""
     from pathlib import Path
 
-    return_large_blocks()
     try:
         return None, getattr(_ready(plugin, key), method)(Path(path), *hint)
     except Exception as exc:
