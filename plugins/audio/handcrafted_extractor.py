@@ -14,8 +14,9 @@ The families, parameters, statistics and column order of FMA's `features.csv` (s
   with two (extremes, skew and kurtosis move more).
 - `mode: full`: the whole track, up to its first `max_seconds`, equal to the
   straightforward librosa computation within float32 rounding. `max_seconds` bounds a
-  worker's memory: at 44.1 kHz about 280 MB plus 0.7 MB per analysed second (measured
-  peak RSS: 490 MB at the default 300 s, 710 MB at 600 s; excerpt mode: 345 MB).
+  worker's memory, whatever the file's length: at 44.1 kHz about 300 MB plus 0.5 MB per
+  analysed second (measured peak RSS with a 3-hour file: 460 MB at the default 300 s;
+  excerpt mode: 320 MB; bench/bench_extract_memory.py).
 
 `sample_rate` None analyses at the file's own rate, as FMA does; a rate resamples first
 (faster at 22050, but the values are no longer FMA's). The `version` names every setting
