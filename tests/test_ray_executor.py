@@ -408,3 +408,23 @@ def test_audio_llm_runs_its_model_on_a_ray_model_worker_with_the_hints(tmp_path:
     assert by_track[sorted(files)[0]] == [["Metal", 0.5]]  # the hint reached the model worker
     assert all(v == [["Jazz", 0.5]] for k, v in by_track.items() if k != sorted(files)[0])
     assert len(captions) == 4
+
+
+def test_old_ray_sessions_are_pruned_but_never_a_running_one(tmp_path: Path) -> None:
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="gr-", dir="/tmp"))  # short: Ray's socket paths
+    config = config_for(tmp_path)
+    ray = RayExecutor(RayExecutor.Config(temp_dir=root), PluginContext(config))
+    gone = 2**22 + 12345  # above the default pid_max: no such process
+    names = [
+        f"session_2026-01-0{day}_10-00-00_000000_{pid}"
+        for day, pid in ((1, gone), (2, os.getpid()), (3, gone), (4, gone), (5, gone))
+    ]
+    for age, name in enumerate(names):
+        (root / name).mkdir(parents=True)
+        os.utime(root / name, (1_000_000 + age, 1_000_000 + age))
+    assert ray._temp_dir() == root
+    left = sorted(p.name for p in root.iterdir())
+    shutil.rmtree(root)
+    assert left == [names[1], names[3], names[4]]  # the live one, and the newest two

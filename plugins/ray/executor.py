@@ -239,8 +239,21 @@ class RayExecutor:
             (p for p in wanted.glob("session_2*") if p.is_dir()), key=lambda p: p.stat().st_mtime
         )
         for old in sessions[:-KEEP_SESSIONS]:
-            shutil.rmtree(old, ignore_errors=True)
+            if not _driver_alive(old):  # another genred's Ray may be running in the same dir
+                shutil.rmtree(old, ignore_errors=True)
         return wanted
+
+
+def _driver_alive(session: Path) -> bool:
+    """Is the process that started this Ray session (its name ends with its pid) alive?"""
+    try:
+        pid = int(session.name.rsplit("_", 1)[1])
+        os.kill(pid, 0)
+    except (IndexError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Driver:
