@@ -361,7 +361,7 @@ def test_audio_llm_runs_its_model_on_a_ray_model_worker_with_the_hints(tmp_path:
     tasks, each track's hint (the earlier steps' genres) carried along: the same
     predictions and captions as the local pool."""
     pytest.importorskip("transformers")
-    from genred.pipeline.classify import FileStage, classify
+    from genred.pipeline.classify import _store_batch
     from genred.records import Prediction
     from tests.scripted_flamingo import ScriptedAudioLLM
     from tests.tiny_models import save_tiny_flamingo
@@ -380,8 +380,6 @@ def test_audio_llm_runs_its_model_on_a_ray_model_worker_with_the_hints(tmp_path:
             track_id = store.conn.execute(
                 "SELECT id FROM tracks WHERE source_id = ?", (first,)
             ).fetchone()[0]
-            from genred.pipeline.classify import _store_batch
-
             _store_batch(
                 store, "tagger", "1", [track_id], [Prediction(track_id, "genre", (("Metal", 0.6),))]
             )

@@ -30,7 +30,7 @@ from ..store import Store, failures, utcnow
 from .cascade import reaches_step, step_index, steps_of
 from .decide import overrides_of, votes_of
 from .executors import executor_for, outcomes, warm_up
-from .locate import Locator
+from .locate import Locator, load_tracks
 
 log = get_logger("genred.classify")
 STAGE = "classify"
@@ -50,12 +50,6 @@ def pending_ids(store: Store, name: str, version: str) -> list[int]:
         (name, version),
     )
     return [r[0] for r in rows if str(r[0]) not in blocked]
-
-
-def load_tracks(store: Store, ids: list[int]) -> list[TrackRecord]:
-    from .locate import load_tracks as load
-
-    return load(store, ids)
 
 
 @dataclass
