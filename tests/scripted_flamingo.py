@@ -8,6 +8,7 @@ Each reply names the genres the track's hint proposed (the earlier steps' candid
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,13 @@ from genred_plugins.audio.flamingo.listening import Listening
 
 class ScriptedAudioLLM(AudioLLMClassifier):
     fallback = ("Jazz",)
+    load_log: str | None = None  # each process that loads the model adds its pid here
+
+    def load(self) -> None:
+        if self._model is None and self.load_log:
+            with open(self.load_log, "a", encoding="utf-8") as log:
+                log.write(f"{os.getpid()}\n")
+        super().load()
 
     def generation_extras(self, listenings: Sequence[Listening], attempt: int) -> dict[str, Any]:
         import torch

@@ -375,6 +375,8 @@ def test_audio_llm_runs_its_model_on_a_ray_model_worker_with_the_hints(tmp_path:
         plugin = ScriptedAudioLLM(
             ScriptedAudioLLM.Config(**settings, every_track=True), PluginContext(config)
         )
+        loads = tmp_path / f"{executor}-loads.log"
+        plugin.load_log = str(loads)
         with store_with(tmp_path / executor / "genred.db", files) as store:
             first = sorted(files)[0]
             track_id = store.conn.execute(
@@ -388,6 +390,8 @@ def test_audio_llm_runs_its_model_on_a_ray_model_worker_with_the_hints(tmp_path:
                 {"audio-llm": plugin},
                 files=FileStage(config, {}, {"ray": ray_executor(config)}),
             )
+            # the model loaded once, where the batches ran; never by a decoding worker
+            assert len(loads.read_text().split()) == 1, executor
             results[executor] = (
                 counts,
                 store.conn.execute(

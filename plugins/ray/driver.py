@@ -348,8 +348,9 @@ class JobRun:
         while self.queue and len(self.files) < self.in_flight:
             item = self.queue.popleft()
             hint = (item.hint,) if self.job.work.with_hint else ()
+            load = not self.batched  # a decoding task for a model worker never loads it
             refs = self.task.remote(
-                self.plugin_ref, self.job.work.method, item.path, self.key, *hint
+                self.plugin_ref, self.job.work.method, item.path, self.key, load, *hint
             )
             status = refs[0] if self.batched else refs
             deadline = None

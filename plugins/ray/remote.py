@@ -41,13 +41,17 @@ def _ready(plugin: Any, key: str) -> Any:
 
 
 def run_file(
-    plugin: Any, method: str, path: str, key: str, *hint: Any
+    plugin: Any, method: str, path: str, key: str, load: bool, *hint: Any
 ) -> tuple[BaseException | None, Any]:
-    """(None, result) or (the error, None) of `plugin.<method>(path[, hint])` for one file."""
+    """(None, result) or (the error, None) of `plugin.<method>(path[, hint])` for one file.
+
+    `load`: the plugin's model is needed here (a job without a batch step); a decoding
+    task for a model worker never loads it."""
     from pathlib import Path
 
     try:
-        return None, getattr(_ready(plugin, key), method)(Path(path), *hint)
+        ready = _ready(plugin, key) if load else plugin
+        return None, getattr(ready, method)(Path(path), *hint)
     except Exception as exc:
         return sendable(exc), None
 
