@@ -4,8 +4,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# Extras for the default test run (ml: torch's CPU wheel, for the embedding tests).
-TEST_EXTRAS ?= test,plex,spotify,web,llm,audio,ml,semantic
+# Extras for the default test run (ml: torch's CPU wheel, for the embedding tests;
+# flamingo: the audio-llm tests' tiny model; ray: a real local Ray for the executor tests).
+TEST_EXTRAS ?= test,plex,spotify,web,llm,audio,ml,semantic,flamingo,ray
 
 .PHONY: help install test test-quick lint typecheck format demo bench verify-unit clean
 

@@ -76,10 +76,13 @@ from .errors import (
 from .hookspecs import (
     ChecksConfig,
     ClassifierPlugin,
+    ClassifiesFiles,
     Closes,
+    ExecutorPlugin,
     ExtractorPlugin,
     ExtractsInBatches,
     HasScope,
+    HintsFiles,
     LinksPlaylists,
     Listens,
     LLMPlugin,
@@ -94,12 +97,15 @@ from .hookspecs import (
     RequestsScans,
     ScansPaths,
     SourcePlugin,
+    WarmsUp,
     WritebackPlugin,
     WritesFiles,
 )
 from .loader import load_processors
 from .logs import get_logger
+from .memory import trim_heap
 from .paths import file_fingerprint, local_audio_path
+from .pipeline.executors import run_batch
 from .playlists.library import fold
 from .playlists.variety import song_artist, song_title
 from .progress import NullProgress, Progress
@@ -108,6 +114,9 @@ from .records import (
     LIST_FIELDS,
     ChatResult,
     Edit,
+    FileItem,
+    FileJob,
+    FileWork,
     Key,
     PlaylistEdit,
     Prediction,
@@ -124,7 +133,7 @@ from .records import (
     custom_label_set,
     split_label_set,
 )
-from .store import Store, failures, features, utcnow
+from .store import Store, captions, failures, features, utcnow
 from .taxonomy import Taxonomy, default_taxonomy, taxonomy_from_config
 from .training import registry as model_registry
 from .training.dataset import stacked_features
@@ -148,6 +157,7 @@ __all__ = [
     "ChatResult",
     "ChecksConfig",
     "ClassifierPlugin",
+    "ClassifiesFiles",
     "Closes",
     "Config",
     "ConfigError",
@@ -155,15 +165,20 @@ __all__ = [
     "Duration",
     "Edit",
     "EditPartlyFailed",
+    "ExecutorPlugin",
     "ExtractTimedOut",
     "ExtractorCrashed",
     "ExtractorPlugin",
     "ExtractsInBatches",
     "FeaturesMissing",
     "FileChangedSinceRead",
+    "FileItem",
+    "FileJob",
     "FileNotWritable",
+    "FileWork",
     "GenredError",
     "HasScope",
+    "HintsFiles",
     "InvalidAnswer",
     "InvalidFeatures",
     "Key",
@@ -221,9 +236,11 @@ __all__ = [
     "UnsupportedCodec",
     "Usage",
     "Values",
+    "WarmsUp",
     "WritebackPlugin",
     "WritesFiles",
     "WrittenFile",
+    "captions",
     "custom_label_set",
     "default_taxonomy",
     "failures",
@@ -242,12 +259,14 @@ __all__ = [
     "pass_state",
     "plugin_entries",
     "raise_if_cancelled",
+    "run_batch",
     "song_artist",
     "song_title",
     "split_label_set",
     "stacked_features",
     "table",
     "taxonomy_from_config",
+    "trim_heap",
     "utcnow",
     "validation_issues",
 ]

@@ -99,6 +99,9 @@ def plugins_cmd(state: AppState) -> None:
     for info in discover():
         enabled = any(e.name == info.name for e in config.plugins.enabled(info.kind))
         status = "ok" if info.available else f"unavailable: {info.error}"
+        notice = getattr(info.cls, "notice", None)  # a licence to know of (audio-llm's)
+        if isinstance(notice, str) and notice:
+            status += f"; note: {notice}"
         rows.append((info.kind, info.name, "yes" if enabled else "no", status))
     table(("kind", "name", "enabled", "status"), rows)
 

@@ -26,6 +26,9 @@ from .config import Config
 from .records import (
     ChatResult,
     Edit,
+    FileItem,
+    FileJob,
+    FileWork,
     Key,
     PlaylistEdit,
     Prediction,
@@ -87,7 +90,8 @@ class Plugin(Protocol):
 
     Class attributes read by the loader: ``Config`` (its settings model) and
     ``uses_config`` (the top-level config sections it reads; default
-    `DEFAULT_USES_CONFIG`: a reload rebuilds it only when these or its settings change).
+    `DEFAULT_USES_CONFIG`: a reload rebuilds it only when these or its settings change);
+    ``notice`` (a licence or caveat `genred plugins` shows, e.g. audio-llm's weights).
     """
 
     def __init__(self, settings: Any, context: PluginContext) -> None: ...
@@ -216,6 +220,19 @@ class ExtractsInBatches(Protocol):
         ...
 
 
+@runtime_checkable
+class WarmsUp(Protocol):
+    """A plugin whose first run must prepare something slow once (compile kernels)."""
+
+    def warm_up_needed(self) -> str | None:
+        """What the first run would prepare, said in the progress; None when all is ready."""
+        ...
+
+    def warm_up(self, cancel: threading.Event | None = None) -> bool:
+        """Prepare it in a process of its own (this one stays small); False when stopped."""
+        ...
+
+
 # --------------------------------------------------------------------------- classifiers
 
 
@@ -236,6 +253,60 @@ class ClassifierPlugin(Protocol):
         cancel: threading.Event | None = None,
     ) -> Iterable[Prediction | Unclassified]:
         """One Prediction per track and label set, or Unclassified (no answer this time)."""
+        ...
+
+
+@runtime_checkable
+class ClassifiesFiles(Protocol):
+    """A classifier that listens to the files: the classify stage runs its `file_work` on
+    the executor (`extract.executor`) and hands it the outcomes, instead of `classify`."""
+
+    def file_work(self) -> FileWork:
+        """The per-file (and per-batch) methods the executor runs for each track's file."""
+        ...
+
+    def classify_files(
+        self,
+        tracks: Sequence[TrackRecord],
+        outcomes: Mapping[int, Any],
+        *,
+        store: Store | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterable[Prediction | Unclassified]:
+        """Predictions from each track's outcome (a result, or the exception its file gave)."""
+        ...
+
+
+@runtime_checkable
+class HintsFiles(Protocol):
+    def file_hints(
+        self, tracks: Sequence[TrackRecord], *, store: Store | None = None
+    ) -> Mapping[int, Any]:
+        """Per track, what its file's work should know (`FileWork.with_hint`): small, picklable."""
+        ...
+
+
+# --------------------------------------------------------------------------- executors
+
+
+@runtime_checkable
+class ExecutorPlugin(Protocol):
+    """Runs file jobs somewhere else than the built-in local process pool (a Ray cluster),
+    chosen by `extract.executor`. Only the stage's process writes the store: an executor
+    yields outcomes, the stage commits them."""
+
+    def run(
+        self,
+        job: FileJob,
+        items: Iterable[FileItem],
+        *,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[tuple[int, Any]]:
+        """(track id, outcome or the exception of that file) per item, as each completes."""
+        ...
+
+    def release(self) -> None:
+        """The stage is done: stop what `run` started (workers, a driver); keep nothing."""
         ...
 
 
@@ -408,6 +479,7 @@ KINDS: dict[str, Kind] = {
     "llm": Kind("llm", "genred.llm", LLMPlugin, None),
     "writeback": Kind("writeback", "genred.writeback", WritebackPlugin, "writeback"),
     "playlists": Kind("playlists", "genred.playlists", PlaylistTarget, "playlists"),
+    "executors": Kind("executors", "genred.executors", ExecutorPlugin, None),
 }
 COMMANDS_GROUP = "genred.commands"
 PROCESSORS_GROUP = "genred.llm_processors"
@@ -415,11 +487,12 @@ PROCESSORS_GROUP = "genred.llm_processors"
 # Optional hooks per kind, checked by `genred.testing.check_plugin` when a class has them.
 OPTIONAL_HOOKS: dict[str, tuple[type, ...]] = {
     "sources": (ScansPaths, RequestsScans, Listens, LocatesFiles, HasScope),
-    "extractors": (LoadsModel, ExtractsInBatches),
-    "classifiers": (),
+    "extractors": (LoadsModel, ExtractsInBatches, WarmsUp),
+    "classifiers": (ClassifiesFiles, HintsFiles, LoadsModel, WarmsUp),
     "llm": (),
     "writeback": (WritesFiles,),
     "playlists": (LinksPlaylists,),
+    "executors": (),
 }
 COMMON_HOOKS: tuple[type, ...] = (Closes, ChecksConfig, ProvidesRoutes)
 

@@ -16,13 +16,24 @@ def release_memory() -> None:
         _malloc_trim(0)
 
 
-def _load_malloc_trim() -> Callable[[int], int] | None:
+def trim_heap() -> None:
+    """Give the heap's free pages back to the OS now, without a garbage collection (which
+    costs ~0.1 s with librosa loaded): between the phases of one big computation.
+
+    (A fixed mmap threshold, so every large block is its own mapping, would lower a full
+    extraction's peak a little more, 483 → 447 MB, but measured +50 % CPU time in page
+    faults: not worth it.)"""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _libc_function(name: str) -> Callable[..., int] | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-        return trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        function: Callable[..., int] = getattr(libc, name)
+        return function
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
         return None
 
 
-_malloc_trim = _load_malloc_trim()
+_malloc_trim = _libc_function("malloc_trim")

@@ -280,3 +280,56 @@ class PlaylistEdit:
             entries=tuple(RemoteItem(i, e) for i, e in data.get("entries") or ()),
             positions=tuple(data.get("positions") or ()),
         )
+
+
+# --------------------------------------------------------------------------- file work
+
+
+@dataclass(frozen=True)
+class FileItem:
+    """One file for an executor: the track it belongs to and what the file was when located.
+
+    `hint`: what the plugin wants to know about the track where the file is worked on
+    (small and picklable: the genres earlier steps proposed), for `FileWork.with_hint`.
+    """
+
+    track_id: int
+    path: str
+    size: int | None = None
+    mtime: float | None = None
+    hint: Any = None
+
+
+@dataclass(frozen=True)
+class FileWork:
+    """What a plugin does with each file, named by its methods.
+
+    `method(path) -> result` runs in a worker process (decoding, a small model); with
+    `batch_method`, `batch_method([result, ...]) -> [outcome, ...]` runs where the plugin's
+    model is (the stage's process for the local pool, a model worker on a cluster), on
+    `batch_size` results at a time. `with_hint`: `method(path, hint)`, with the item's hint.
+    """
+
+    method: str
+    batch_method: str | None = None
+    batch_size: int = 1
+    with_hint: bool = False
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """A plugin's file work over many files, as an executor gets it.
+
+    `name` says whose work it is ("extract:handcrafted", "classify:tagger") and, with
+    `version`, which model workers a cluster may keep for the next job of the same
+    work. `plugin` is sent (pickled) to the workers. `timeout`: seconds one file may take
+    in `work.method` before its worker is stopped (None: no limit); `workers`: processes
+    (or CPUs) to use on this machine.
+    """
+
+    name: str
+    version: str
+    plugin: Any
+    work: FileWork
+    timeout: float | None
+    workers: int

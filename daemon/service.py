@@ -36,6 +36,7 @@ from .scheduler import JobScheduler, describe
 from .stages import CHAINED, SCHEDULED, item_jobs, lock_of
 from .store import Store, StoreError
 from .wakeup import Wakeup
+from .warmup import warm_up_in_background
 from .watcher import Changes, FolderWatcher
 from .worker import Runtime, Worker
 
@@ -121,6 +122,7 @@ class Service:
         def store() -> None:
             interrupted.extend(self._prepare_store())
             self._report_unavailable()
+            warm_up_in_background((p for *_, p in self._runtime.plugins.instances()), self.cancel)
 
         def scheduler() -> None:
             first_sync = self.config.schedule.first_sync_after.total_seconds()

@@ -106,11 +106,12 @@ def _extract(run: StageRun) -> dict[str, Any]:
         progress=run.progress,
         cancel=run.cancel,
         limit=run.options.get("limit"),
+        executors=run.enabled("executors"),
     )
 
 
 def _classify(run: StageRun) -> dict[str, Any]:
-    from .pipeline.classify import classify
+    from .pipeline.classify import FileStage, classify
 
     return classify(
         run.store,
@@ -118,7 +119,7 @@ def _classify(run: StageRun) -> dict[str, Any]:
         run.progress,
         cancel=run.cancel,
         decide_config=run.config.decide,
-        sources=run.enabled("sources"),
+        files=FileStage(run.config, run.enabled("sources"), run.enabled("executors")),
     )
 
 

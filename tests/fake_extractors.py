@@ -127,3 +127,37 @@ class PluginFakeExtractor(FakeExtractor):
 
     def __init__(self, settings: Any = None, context: Any = None) -> None:
         super().__init__()
+
+
+class WarmingExtractor(FakeExtractor):
+    """Needs a one-time preparation (`WarmsUp`) before its first file: it writes "warm"
+    to `calls_log` and a marker file, so a test sees it ran once, before any file."""
+
+    def __init__(self, marker: Path, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.marker = marker
+
+    def warm_up_needed(self) -> str | None:
+        return None if self.marker.exists() else "compiling audio kernels, first run only"
+
+    def warm_up(self, cancel: Any = None) -> bool:
+        if self.calls_log is not None:
+            with open(self.calls_log, "a", encoding="utf-8") as log:
+                log.write("warm\n")
+        self.marker.write_text("ready")
+        return True
+
+
+class KillableExtractor(FakeExtractor):
+    """A file named "victim" writes its worker's pid to `pidfile` and waits, the first
+    time only: the test kills that worker, and the retry (the pidfile is there) goes on."""
+
+    def __init__(self, pidfile: Path, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pidfile = pidfile
+
+    def extract(self, path: Path) -> Any:
+        if "victim" in path.name and not self.pidfile.exists():
+            self.pidfile.write_text(str(os.getpid()))
+            time.sleep(60)
+        return super().extract(path)

@@ -314,6 +314,53 @@ def spotify_playlists(root: Path, env: dict[str, Any]) -> None:
         assert again["unchanged"] == 1 and emu.api_requests() == []
 
 
+def audio_llm_classifier(root: Path, env: dict[str, Any]) -> None:
+    import transformers
+
+    from genred_plugins.audio.flamingo.classifier import AudioLLMClassifier
+    from tests.test_audio_llm import Scripted, reply
+    from tests.tiny_models import IM_END, save_tiny_flamingo
+
+    model = save_tiny_flamingo(root / "tiny-flamingo", "mf")
+
+    def scripted(self: Any, listenings: list[Any], attempt: int) -> dict[str, Any]:
+        tokenizer = self._model.tokenizer
+        text = reply([{"name": "jazz", "confidence": 0.9}], [], "A brisk jazz tune.")
+        ids = [tokenizer.encode(text, add_special_tokens=False) for _ in listenings]
+        eos = tokenizer.convert_tokens_to_ids(IM_END)
+        return {"logits_processor": transformers.LogitsProcessorList([Scripted(ids, eos)])}
+
+    env["monkeypatch"].setattr(AudioLLMClassifier, "generation_extras", scripted)
+    folder = music_folder(root, VIBE_ACE)
+    section = {"model": str(model), "device": "cpu", "allow_cpu": True, "every_track": True}
+    config = (
+        f"folders: ['{folder}']\nextract: {{workers: 1}}\n"
+        f"plugins:\n  sources: [folder]\n  classifiers:\n    audio-llm: {json.dumps(section)}\n"
+    )
+    with Harness(root, config) as lib:
+        built(lib, "classifiers", "audio-llm")
+        lib.run("sync")
+        assert lib.run("classify")["audio-llm.predicted"] == 1
+        [labels] = lib.predictions("audio-llm").values()
+        assert labels["genre"] == [("Jazz", 0.9)]
+        [(caption,)] = lib.store.conn.execute("SELECT text FROM captions").fetchall()
+        assert caption == "A brisk jazz tune."
+
+
+def ray_executor(root: Path, env: dict[str, Any]) -> None:
+    folder = music_folder(root, TRUMPET, VIBE_ACE)
+    config = (
+        f"folders: ['{folder}']\nextract: {{executor: ray, workers: 2}}\n"
+        "plugins: {sources: [folder], extractors: {handcrafted: {}}}\n"
+    )
+    with Harness(root, config) as lib:
+        built(lib, "executors", "ray")
+        lib.run("sync")
+        counts = lib.run("extract")  # every file through the Ray driver's tasks
+        assert counts["handcrafted.extracted"] == 2 and counts["handcrafted.failed"] == 0
+        assert all(v.shape == (518,) for v in stored_vectors(lib, "handcrafted").values())
+
+
 SCENARIOS: dict[tuple[str, str], Callable[[Path, dict[str, Any]], None]] = {
     ("sources", "plex"): plex_source,
     ("sources", "folder"): folder_source,
@@ -330,6 +377,8 @@ SCENARIOS: dict[tuple[str, str], Callable[[Path, dict[str, Any]], None]] = {
     ("writeback", "tags"): tags_writeback,
     ("playlists", "plex"): plex_playlists,
     ("playlists", "spotify"): spotify_playlists,
+    ("classifiers", "audio-llm"): audio_llm_classifier,
+    ("executors", "ray"): ray_executor,
 }
 
 
@@ -344,7 +393,7 @@ def env(
 ) -> Iterator[dict[str, Any]]:
     """The emulators a scenario needs, running."""
     kind, name = request.node.callspec.params["plugin"]
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"monkeypatch": monkeypatch}
     if "plex" in name:
         out["plex"] = request.getfixturevalue("plex_emulator")
     if name == "spotify":

@@ -207,6 +207,18 @@ def test_pickled_for_a_worker_it_carries_the_rate_but_not_the_model(
     assert plugin._model is not None
 
 
+def test_sent_unloaded_to_a_worker_it_decodes_without_loading_the_model(
+    tmp_path: Path, model_dir: Path, songs: dict[str, Path]
+) -> None:
+    """A Ray task gets the plugin as the stage built it, never loaded: the rate comes
+    from the model's preprocessor_config.json (24 kHz here), not from loading it."""
+    plugin = extractor(save_tiny_model(tmp_path / "at-24k", sampling_rate=24000))
+    copy = pickle.loads(pickle.dumps(plugin))
+    assert copy.sampling_rate is None and copy._model is None
+    assert [len(w) for w in copy.prepare(songs["mid"])] == [2 * 24000, 2 * 24000]
+    assert copy._model is None and copy.sampling_rate == 24000
+
+
 def test_cache_dir_defaults_into_the_data_dir(tmp_path: Path, model_dir: Path) -> None:
     assert extractor(model_dir, data_dir=tmp_path).cache_dir == tmp_path / "cache" / "huggingface"
 

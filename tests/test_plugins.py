@@ -340,9 +340,11 @@ def test_every_builtin_plugin_class_keeps_the_contract_of_its_kind() -> None:
         ("classifiers", "llm-labels"),
         ("classifiers", "tagger"),
         ("classifiers", "audio-model"),
+        ("classifiers", "audio-llm"),
         ("llm", "groq"),
         ("llm", "openai"),
         ("writeback", "plex"),
+        ("executors", "ray"),
     }
     for info in found:
         assert info.cls is not None, info.error

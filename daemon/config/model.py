@@ -7,7 +7,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
 
-from .pipeline import DecideConfig, ExtractConfig, TaxonomyConfig, TrainConfig, WritebackConfig
+from .pipeline import (
+    LOCAL_EXECUTOR,
+    DecideConfig,
+    ExtractConfig,
+    TaxonomyConfig,
+    TrainConfig,
+    WritebackConfig,
+)
 from .playlists import PlaylistsConfig
 from .plugins import PluginsConfig
 from .schedule import ScheduleConfig
@@ -79,6 +86,27 @@ class Config(StrictModel):
             when["enabled"] = enabled
         schedule["train"] = when
         return {**data, "schedule": schedule}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _chosen_executor(cls, data: Any) -> Any:
+        """`extract.executor: ray` enables the executor plugin `ray` with its defaults
+        unless `plugins.executors` lists it (with settings, or disabled)."""
+        if not isinstance(data, dict) or not isinstance(data.get("extract"), dict):
+            return data
+        name = data["extract"].get("executor")
+        if not isinstance(name, str) or name in ("", LOCAL_EXECUTOR):
+            return data
+        plugins = data.get("plugins")
+        plugins = dict(plugins) if isinstance(plugins, dict) else {}
+        listed = plugins.get("executors")
+        if listed is None:
+            plugins["executors"] = [name]
+        elif isinstance(listed, list) and name not in listed:
+            plugins["executors"] = [*listed, name]
+        elif isinstance(listed, dict) and name not in listed:
+            plugins["executors"] = {**listed, name: None}
+        return {**data, "plugins": plugins}
 
     @property
     def source(self) -> SourceMap:

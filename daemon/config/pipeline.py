@@ -11,9 +11,18 @@ from pydantic import Field, field_validator, model_validator
 
 from .types import Duration, StrictModel
 
+LOCAL_EXECUTOR = "local"
+
 
 class ExtractConfig(StrictModel):
-    """The extract stage: worker processes, a per-file time limit, commit size."""
+    """The file work of the extract and classify stages: where it runs (the local worker
+    processes, or an executor plugin such as `ray`), a per-file time limit, commit size."""
+
+    executor: str = Field(
+        LOCAL_EXECUTOR,
+        min_length=1,
+        description="local: worker processes on this machine; or an executor plugin (ray)",
+    )
 
     workers: int | None = Field(
         None, ge=1, le=256, description="worker processes decoding audio; null = CPU cores"

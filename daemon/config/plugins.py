@@ -8,7 +8,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .types import StrictModel
 
-PLUGIN_KINDS = ("sources", "extractors", "classifiers", "llm", "writeback", "playlists")
+PLUGIN_KINDS = (
+    "sources",
+    "extractors",
+    "classifiers",
+    "llm",
+    "writeback",
+    "playlists",
+    "executors",
+)
 
 
 class PluginEntry(BaseModel):
@@ -50,6 +58,9 @@ class PluginsConfig(StrictModel):
     llm: list[PluginEntry] = Field(default_factory=list)
     writeback: list[PluginEntry] = Field(default_factory=list)
     playlists: list[PluginEntry] = Field(default_factory=list)
+    executors: list[PluginEntry] = Field(
+        default_factory=list, description="where file work runs besides this machine (ray)"
+    )
 
     @field_validator(*PLUGIN_KINDS, mode="before")
     @classmethod

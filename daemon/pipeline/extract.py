@@ -2,56 +2,50 @@
 
 A track is pending for an extractor when it has no vector of the extractor's version or
 it changed since (`genred.store.features.pending_ids`). Its file is found on this machine
-(`genred.paths.local_audio_path`: the source's `local_path` hook, e.g. Plex's `path_map`) and handed to a
-`FilePool` of worker processes, so one file that hangs (`extract.timeout`) or crashes its
-decoder fails alone. Vectors are committed `extract.batch` at a time (and at least every
-COMMIT_EVERY_S seconds): a kill loses at most the batch in hand, and the next run starts
-after what was stored. Failures go to `failures` under `extract:<name>`: transient ones
-(a file missing for now, a timeout) are retried with a backoff, permanent ones (not
-audio, too short, an unsupported codec) are skipped until the file changes.
+(`genred.pipeline.locate`: the source's `local_path` hook, e.g. Plex's `path_map`) and
+handed to the executor `extract.executor` names (`genred.pipeline.executors`: the local
+worker processes by default, where one file that hangs (`extract.timeout`) or crashes
+its decoder fails alone; or a plugin such as `ray`). Vectors are committed
+`extract.batch` at a time (and at least every COMMIT_EVERY_S seconds), here, by this
+process only: a kill loses at most the batch in hand, and the next run starts after what
+was stored. Failures go to `failures` under `extract:<name>`: transient ones (a file
+missing for now, a timeout) are retried with a backoff, permanent ones (not audio, too
+short, an unsupported codec) are skipped until the file changes.
 
 Extractors come in two shapes:
 
 - per file (the default): `extract(path) -> vector` runs in the workers;
 - `parallel = False` (a model that must be loaded once, maybe on a GPU): `prepare(path)`
-  decodes in the workers, and `extract_batch(prepared) -> vectors` runs here, in this
-  process, on a batch of tracks at a time.
+  decodes in the workers, and `extract_batch(prepared) -> vectors` runs where the model
+  is (this process for the local executor), on a batch of tracks at a time.
 
-Either may have `load()` (called here before any file: a model that cannot be loaded
-fails the stage at once, not every track) and `unload()` (called when the stage is done).
+Either may have `load()` (called by the executor before any file: a model that cannot
+be loaded fails the stage at once, not every track) and `unload()` (when the stage is
+done), and `warm_up()` (`WarmsUp`: kernels compiled once, in a process of their own,
+before the workers start, and said in the progress).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from threading import Event
 from typing import Any
 
 from ..config import Config
-from ..errors import (
-    AudioFileMissing,
-    Cancelled,
-    GenredError,
-    InvalidFeatures,
-    is_permanent,
-    raise_if_cancelled,
-)
-from ..hookspecs import ExtractorPlugin, ExtractsInBatches, LoadsModel, LocatesFiles
+from ..errors import GenredError, InvalidFeatures, is_permanent, raise_if_cancelled
+from ..hookspecs import ExecutorPlugin, ExtractorPlugin, ExtractsInBatches, LoadsModel
 from ..logs import get_logger
-from ..memory import release_memory
-from ..paths import local_audio_path, track_fingerprints
+from ..paths import track_fingerprints
 from ..progress import NullProgress, Progress
-from ..records import TrackRecord
+from ..records import FileJob, FileWork
 from ..store import Store, failures, features
-from .filepool import FilePool
+from .executors import executor_for, outcomes, warm_up
+from .locate import Locator
 
 log = get_logger("genred.extract")
 STAGE = "extract"
 COMMIT_EVERY_S = 30.0  # a slow extractor still commits this often
-TRACK_CHUNK = 500  # tracks read from the store at a time
-RELEASE_EVERY_BATCHES = 10
 
 
 def extract(
@@ -63,27 +57,50 @@ def extract(
     progress: Progress | None = None,
     cancel: Event | None = None,
     limit: int | None = None,
+    executors: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """Run each extractor over its pending tracks (at most `limit` each); counts per name.
 
     `cancel` is checked between files: the vectors in hand are committed, the workers
     are stopped, and Cancelled is raised. `sources` (the enabled source plugins) say where
-    their tracks' files are on this machine.
+    their tracks' files are on this machine; `executors` are the enabled executor
+    plugins, one of which `extract.executor` may name.
     """
     progress = progress or NullProgress()
     counts: dict[str, int] = {}
-    for name, plugin in extractors.items():
-        located = _Locator(store, config, sources or {})
-        counts.update(_run_extractor(store, name, plugin, located, config, progress, cancel, limit))
+    executor = executor_for(config, executors or {})
+    try:
+        for name, plugin in extractors.items():
+            locator = Locator(store, sources or {})
+            counts.update(
+                _run_extractor(
+                    store, name, plugin, locator, config, executor, progress, cancel, limit
+                )
+            )
+    finally:
+        executor.release()
     return counts
+
+
+def extractor_work(plugin: Any) -> FileWork:
+    """The extractor's file work: `extract` per file, or `prepare` + `extract_batch`."""
+    if getattr(plugin, "parallel", True):
+        return FileWork("extract")
+    if not isinstance(plugin, ExtractsInBatches):
+        raise GenredError(
+            f"extractor {type(plugin).__name__} sets parallel = False but lacks "
+            "batch_size, prepare() and extract_batch()"
+        )
+    return FileWork("prepare", "extract_batch", max(1, int(plugin.batch_size)))
 
 
 def _run_extractor(
     store: Store,
     name: str,
     plugin: ExtractorPlugin,
-    locator: _Locator,
+    locator: Locator,
     config: Config,
+    executor: ExecutorPlugin,
     progress: Progress,
     cancel: Event | None,
     limit: int | None,
@@ -94,17 +111,26 @@ def _run_extractor(
     pending = features.pending_ids(store, name, version)
     if limit is not None:
         pending = pending[:limit]
-    progress.start(f"extract ({name})", total=len(pending))
     batch = Batch(store, name, version, config.extract.batch)
     failed = 0
     if pending:
-        if isinstance(plugin, LoadsModel):
-            plugin.load()
-        dims = getattr(plugin, "dims", None)  # known once loaded; else the first vector's
+        job = FileJob(
+            name=features.failure_stage(name),
+            version=version,
+            plugin=plugin,
+            work=extractor_work(plugin),
+            timeout=config.extract.timeout.total_seconds(),
+            workers=config.extract.worker_count(),
+        )
+        warm_up(plugin, progress, cancel)
+        raise_if_cancelled(cancel, f"extract ({name})")
+        progress.start(f"extract ({name})", total=len(pending))
+        # A model's width is known without loading it only for a fixed-size extractor;
+        # else the first vector sets it (loading a model here would defeat a cluster).
+        dims = None if isinstance(plugin, LoadsModel) else getattr(plugin, "dims", None)
         batch.dims = dims if isinstance(dims, int) and dims > 0 else None
         try:
-            outcomes = _outcomes(plugin, locator.files(pending), config, cancel)
-            for track_id, outcome in outcomes:
+            for track_id, outcome in outcomes(executor, job, locator.tracks(pending), cancel):
                 try:
                     if isinstance(outcome, BaseException):
                         raise outcome
@@ -119,9 +145,9 @@ def _run_extractor(
                     break
         finally:
             batch.commit()
-            if isinstance(plugin, LoadsModel):
-                plugin.unload()
         raise_if_cancelled(cancel, f"extract ({name})")
+    else:
+        progress.start(f"extract ({name})", total=0)
     progress.finish(
         f"{name}: {batch.written} of {len(pending)} pending tracks got features"
         + (f", {failed} failed" if failed else "")
@@ -197,131 +223,3 @@ def _record(
         error_type=type(error).__name__,
         attempts=attempts,
     )
-
-
-# --------------------------------------------------------------------------- the work
-
-
-class _Locator:
-    """Each pending track's local file, or why there is none, reading the store in chunks."""
-
-    def __init__(self, store: Store, config: Config, sources: Mapping[str, Any]) -> None:
-        self.store, self.config, self.sources = store, config, sources
-
-    def files(self, ids: Sequence[int]) -> Iterator[tuple[int, Path | BaseException]]:
-        for start in range(0, len(ids), TRACK_CHUNK):
-            for track in _load_tracks(self.store, ids[start : start + TRACK_CHUNK]):
-                assert track.id is not None
-                yield track.id, self._local_file(track)
-
-    def _local_file(self, track: TrackRecord) -> Path | BaseException:
-        path = local_audio_path(track, self.sources)
-        if path is None:
-            return AudioFileMissing(f"track {track.id} has no file path at its source")
-        if not path.is_file():
-            hint = ""
-            source = self.sources.get(track.source)
-            if isinstance(source, LocatesFiles) and str(path) == track.path:
-                hint = (
-                    f" (if that is {track.source}'s path, map it to this machine with "
-                    f"{source.path_setting})"
-                )
-            return AudioFileMissing(f"{path}: no such file on this machine{hint}")
-        return path
-
-
-def _load_tracks(store: Store, ids: Sequence[int]) -> list[TrackRecord]:
-    marks = ",".join("?" * len(ids))
-    cursor = store.conn.execute(
-        f"SELECT * FROM tracks WHERE id IN ({marks}) ORDER BY id", list(ids)
-    )
-    names = [d[0] for d in cursor.description]
-    return [TrackRecord.from_row(dict(zip(names, row, strict=True))) for row in cursor]
-
-
-def _outcomes(
-    plugin: Any,
-    located: Iterable[tuple[int, Path | BaseException]],
-    config: Config,
-    cancel: Event | None,
-) -> Iterator[tuple[int, Any]]:
-    """(track id, vector or exception) for every located track, as they finish."""
-    unreachable: list[tuple[int, BaseException]] = []
-
-    def files() -> Iterator[tuple[int, Path]]:
-        for track_id, where in located:
-            if isinstance(where, BaseException):
-                unreachable.append((track_id, where))
-            else:
-                yield track_id, where
-
-    batched = not getattr(plugin, "parallel", True)
-    if batched and not isinstance(plugin, ExtractsInBatches):
-        raise GenredError(
-            f"extractor {type(plugin).__name__} sets parallel = False but lacks "
-            "batch_size, prepare() and extract_batch()"
-        )
-    timeout = config.extract.timeout.total_seconds()
-    pool = FilePool(
-        plugin,
-        "prepare" if batched else "extract",
-        workers=config.extract.worker_count(),
-        timeout=timeout,
-    )
-    with pool:
-        results = pool.run(files(), cancel)
-        if isinstance(plugin, ExtractsInBatches) and batched:
-            results = _in_batches(plugin, results, cancel)
-        for outcome in results:
-            while unreachable:
-                yield unreachable.pop(0)
-            yield outcome
-    yield from unreachable
-
-
-def _in_batches(
-    plugin: ExtractsInBatches, prepared: Iterable[tuple[int, Any]], cancel: Event | None
-) -> Iterator[tuple[int, Any]]:
-    """Run `extract_batch` here on `batch_size` prepared tracks at a time.
-
-    A batch that fails is run again one track at a time, so one bad input fails alone.
-    Every RELEASE_EVERY_BATCHES batches, freed memory is given back to the OS (a full
-    garbage collection costs too much to do after each one).
-    """
-    size = max(1, int(plugin.batch_size))
-    ready: list[tuple[int, Any]] = []
-    batches = 0
-
-    def run() -> Iterator[tuple[int, Any]]:
-        nonlocal batches
-        try:
-            vectors = plugin.extract_batch([p for _, p in ready])
-            outcomes = list(zip([i for i, _ in ready], vectors, strict=True))
-        except Cancelled:
-            raise
-        except Exception:
-            outcomes = [(track_id, _one(plugin, p)) for track_id, p in ready]
-        ready.clear()
-        batches += 1
-        if batches % RELEASE_EVERY_BATCHES == 0:
-            release_memory()
-        return iter(outcomes)
-
-    for track_id, outcome in prepared:
-        if isinstance(outcome, BaseException):
-            yield track_id, outcome
-            continue
-        ready.append((track_id, outcome))
-        if len(ready) >= size:
-            yield from run()
-            if cancel is not None and cancel.is_set():
-                return
-    if ready and not (cancel is not None and cancel.is_set()):
-        yield from run()
-
-
-def _one(plugin: ExtractsInBatches, prepared: Any) -> Any:
-    try:
-        return plugin.extract_batch([prepared])[0]
-    except Exception as exc:
-        return exc

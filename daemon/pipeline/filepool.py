@@ -65,11 +65,11 @@ def _take_extractor(blob: bytes, threads: int) -> None:
         _setup_error = f"{type(exc).__name__}: {exc}"
 
 
-def _call(method: str, path: str) -> Any:
+def _call(method: str, path: str, *extra: Any) -> Any:
     if _setup_error is not None:
         raise WorkerSetupFailed(f"a worker process could not load the extractor: {_setup_error}")
     try:
-        return getattr(_extractor, method)(Path(path))
+        return getattr(_extractor, method)(Path(path), *extra)
     finally:
         _trim_heap()
 
@@ -105,7 +105,8 @@ class PoolBroke(Exception):
 
 
 class FilePool:
-    """`run` yields `(key, result or exception)` for every `(key, path)`, as each finishes.
+    """`run` yields `(key, result or exception)` for every `(key, path)`, as each finishes
+    (an item `(key, path, hint)` calls the method with the hint too).
 
     A task past `timeout` seconds yields ExtractTimedOut (its worker is killed and
     replaced); a worker that dies yields ExtractorCrashed for the file it had; whatever the
@@ -152,13 +153,13 @@ class FilePool:
         )
 
     def run(
-        self, items: Iterable[tuple[Any, Path]], cancel: Event | None = None
+        self, items: Iterable[tuple[Any, ...]], cancel: Event | None = None
     ) -> Iterator[tuple[Any, Any]]:
         """Outcomes as they come; stops scheduling (and returns) once `cancel` is set."""
         todo = iter(items)
-        again: list[tuple[Any, Path]] = []  # in hand when a pool broke: tried once more
+        again: list[tuple[Any, ...]] = []  # in hand when a pool broke: tried once more
         tries: dict[Any, int] = {}
-        running: dict[Future[Any], tuple[Any, Path]] = {}
+        running: dict[Future[Any], tuple[Any, ...]] = {}
         limit = self.workers * IN_FLIGHT_PER_WORKER
         exhausted = False
         last_outcome = time.monotonic()
@@ -169,7 +170,7 @@ class FilePool:
                     if item is None:
                         exhausted = True
                         break
-                    running[self._schedule(item[1])] = item
+                    running[self._schedule(item[1], item[2:])] = item
                 if not running or _set(cancel):
                     return
                 done, _ = wait(running, timeout=POLL_S, return_when=FIRST_COMPLETED)
@@ -177,7 +178,7 @@ class FilePool:
                     raise PoolBroke(f"no outcome for {time.monotonic() - last_outcome:.0f} s")
                 broke: PoolBroke | None = None
                 for future in done:
-                    key, path = running[future]
+                    key, path = running[future][:2]
                     try:
                         outcome = self._outcome(future, path)
                     except PoolBroke as exc:
@@ -198,7 +199,8 @@ class FilePool:
                 running.clear()
                 self._restart(str(exc), len(in_hand))
                 last_outcome = time.monotonic()
-                for key, path in in_hand:
+                for item in in_hand:
+                    key, path = item[:2]
                     tries[key] = tries.get(key, 0) + 1
                     if tries[key] > 1:
                         yield (
@@ -208,11 +210,13 @@ class FilePool:
                             ),
                         )
                     else:
-                        again.append((key, path))
+                        again.append(item)
 
-    def _schedule(self, path: Path) -> Future[Any]:
+    def _schedule(self, path: Path, extra: tuple[Any, ...] = ()) -> Future[Any]:
         try:
-            return self._pool.schedule(_call, args=(self.method, str(path)), timeout=self.timeout)
+            return self._pool.schedule(
+                _call, args=(self.method, str(path), *extra), timeout=self.timeout
+            )
         except RuntimeError as exc:  # pebble refuses work once its pool broke
             raise PoolBroke(str(exc)) from None
 

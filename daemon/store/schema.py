@@ -383,6 +383,25 @@ def _v8_track_search(db: sqlite3.Connection) -> None:
     )
 
 
+def _v9_captions(db: sqlite3.Connection) -> None:
+    """What an audio-language model said a track sounds like, one sentence per classifier."""
+    run_script(
+        db,
+        """
+        CREATE TABLE captions (
+            track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+            classifier TEXT NOT NULL,          -- audio-llm
+            version TEXT NOT NULL,
+            text TEXT NOT NULL,
+            listened_seconds REAL,             -- how much of the track the model heard
+            cut INTEGER NOT NULL DEFAULT 0,    -- 1: the file was longer than the model takes
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (track_id, classifier)
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _v1_core,
     _v2_cache_playlists_state,
@@ -392,5 +411,6 @@ MIGRATIONS: list[Migration] = [
     _v6_playlists,
     _v7_library_views,
     _v8_track_search,
+    _v9_captions,
 ]
 LATEST = len(MIGRATIONS)

@@ -210,7 +210,9 @@ class EmbeddingExtractor:
         from .excerpts import excerpt_windows, load_windows
 
         if self.sampling_rate is None:
-            self.load()
+            self.sampling_rate = self._configured_rate()
+        if self.sampling_rate is None:
+            self.load()  # the rate is only known from the loaded feature extractor
         rate = self.sampling_rate
         assert rate is not None
         s = self.settings
@@ -226,6 +228,36 @@ class EmbeddingExtractor:
                 f"{path}: only {seconds:.2f} s of audio; the model needs at least {MIN_SECONDS} s"
             )
         return kept[: s.excerpts]
+
+    def _configured_rate(self) -> int | None:
+        """The model's sampling rate from its preprocessor_config.json (a local folder or
+        the download cache), without loading anything: a decoding worker that got this
+        plugin unloaded (a Ray task) must not load the model to learn it."""
+        import json
+
+        source, name = Path(self.settings.model).expanduser(), "preprocessor_config.json"
+        found: Path | None = source / name if source.is_dir() else None
+        if found is None:
+            try:
+                from huggingface_hub import try_to_load_from_cache
+            except ImportError:
+                return None
+            cached = try_to_load_from_cache(
+                self.settings.model,
+                name,
+                cache_dir=str(self.cache_dir),
+                revision=self.settings.revision,
+            )
+            found = Path(cached) if isinstance(cached, str) else None
+        try:
+            rate = (
+                json.loads(found.read_text(encoding="utf-8")).get("sampling_rate")
+                if found
+                else None
+            )
+        except (OSError, ValueError, AttributeError):
+            return None
+        return int(rate) if isinstance(rate, int) and rate > 0 else None
 
     def extract_batch(self, prepared: Sequence[list[Any]]) -> list[Any]:
         """One float32 vector per prepared track, from as few model calls as it takes.

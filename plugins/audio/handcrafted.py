@@ -37,7 +37,7 @@ process compiles librosa's and ours, about half a minute, once per cache.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -72,6 +72,8 @@ N_MFCC = 20
 CONTRAST_BANDS = 6
 # FMA's script leaves `sr` out of the STFT-based feature calls: librosa's default applies.
 FMA_IMPLIED_SR = 22050
+# Above this many frames (~95 s at 44.1 kHz, a 35 MB magnitude) the STFT is not held whole.
+KEEP_WHOLE_FRAMES = 8192
 
 
 def track_features(windows: Sequence[np.ndarray], sr: int) -> np.ndarray:
@@ -83,19 +85,92 @@ def track_features(windows: Sequence[np.ndarray], sr: int) -> np.ndarray:
         return summarize(frame_features(windows, sr))
 
 
-def frame_features(windows: Sequence[np.ndarray], sr: int) -> dict[str, np.ndarray]:
-    """Each family's frame-wise values, (size, frames), over all windows' frames."""
+def frame_features(
+    windows: Sequence[np.ndarray], sr: int, *, stream: bool | None = None
+) -> dict[str, np.ndarray]:
+    """Each family's frame-wise values, (size, frames), over all windows' frames.
+
+    Up to KEEP_WHOLE_FRAMES frames (excerpts) the STFT magnitude is computed once and
+    held; above (a whole track) it is never held whole: one pass over its slices gathers
+    the tuning peaks, a second computes the families (`stream`: force either way).
+    """
+    from genred.api import trim_heap
+
     from .spectral import magnitude_stft
     from .spectral import zero_crossing_rate as zcr
-    from .tuning import estimate_tuning
 
-    magnitude = _join([magnitude_stft(w, n_fft=N_FFT, hop_length=HOP) for w in windows])
-    cqt_tuning = estimate_tuning(magnitude, sr)
-    frames = _stft_families(magnitude, sr)
-    del magnitude  # before the CQT: the two together would double the peak memory
+    frames_total = sum(1 + w.shape[-1] // HOP for w in windows)
+    if stream is None:
+        stream = frames_total > KEEP_WHOLE_FRAMES
+    if stream:
+        source: _Slices = _StreamedSlices(windows)
+    else:
+        source = _HeldSlices(
+            _join([magnitude_stft(w, n_fft=N_FFT, hop_length=HOP) for w in windows])
+        )
+    cqt_tuning, chroma_tuning = _tunings(source, sr)
+    frames = _stft_families(source, sr, chroma_tuning)
+    del source  # before the CQT: the magnitude and the CQT together would double the peak
+    if stream:
+        trim_heap()  # the slices' freed pages, back to the OS before the CQT's peak
     frames |= _cqt_families(windows, sr, tuning=cqt_tuning)
     frames["zcr"] = _join([zcr(w, frame_length=N_FFT, hop_length=HOP) for w in windows])
     return frames
+
+
+def _tunings(slices: _Slices, sr: int) -> tuple[float, float]:
+    """The CQT's tuning (at the file's rate) and chroma_stft's (FMA's implied 22050 Hz,
+    of the power), from one pass over the magnitude."""
+    from .tuning import TuningPeaks
+
+    cqt, chroma = TuningPeaks(sr), TuningPeaks(FMA_IMPLIED_SR, squared=True)
+    for block in slices():
+        cqt.add(block)
+        chroma.add(block)
+    return cqt.tuning(), chroma.tuning()
+
+
+class _Slices:
+    """The STFT magnitude of the windows, a slice of frames at a time, as often as asked."""
+
+    def __call__(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+
+class _HeldSlices(_Slices):
+    def __init__(self, magnitude: np.ndarray) -> None:
+        self.magnitude = magnitude
+
+    def __call__(self) -> Iterator[np.ndarray]:
+        from .spectral import frame_slices
+
+        for cols in frame_slices(self.magnitude.shape[-1]):
+            yield self.magnitude[:, cols]
+
+
+class _StreamedSlices(_Slices):
+    """Computed again for each pass (an STFT costs little next to the CQT), and cut where
+    `_HeldSlices` cuts the joined windows' frames: the same slices, so the same values."""
+
+    def __init__(self, windows: Sequence[np.ndarray]) -> None:
+        self.windows = windows
+
+    def __call__(self) -> Iterator[np.ndarray]:
+        from .spectral import FRAMES_PER_SLICE, magnitude_slices
+
+        pending: list[np.ndarray] = []
+        held = 0
+        for w in self.windows:
+            for _, block in magnitude_slices(w, n_fft=N_FFT, hop_length=HOP):
+                pending.append(block)
+                held += block.shape[-1]
+                while held >= FRAMES_PER_SLICE:
+                    joined = _join(pending)
+                    yield np.asfortranarray(joined[:, :FRAMES_PER_SLICE])
+                    rest = joined[:, FRAMES_PER_SLICE:]
+                    pending, held = ([rest] if rest.shape[-1] else []), rest.shape[-1]
+        if held:
+            yield np.asfortranarray(_join(pending))
 
 
 def summarize(frames: dict[str, np.ndarray]) -> np.ndarray:
@@ -122,42 +197,37 @@ def summarize(frames: dict[str, np.ndarray]) -> np.ndarray:
     return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def _stft_families(magnitude: np.ndarray, sr: int) -> dict[str, np.ndarray]:
-    """chroma_stft, rms, mfcc and the spectral shape families from the STFT magnitude.
-
-    The power spectrogram is formed a slice of frames at a time, never all at once.
-    """
+def _stft_families(slices: _Slices, sr: int, chroma_tuning: float) -> dict[str, np.ndarray]:
+    """chroma_stft, rms, mfcc and the spectral shape families from the STFT magnitude, a
+    slice of frames at a time (the power spectrogram is never formed whole)."""
     import librosa
 
-    from .spectral import frame_slices, spectral_shape
-    from .tuning import estimate_tuning
+    from .spectral import spectral_shape
 
     # librosa's chroma_stft and melspectrogram, with their filter banks built once
     chroma_bank = librosa.filters.chroma(
-        sr=FMA_IMPLIED_SR,
-        n_fft=N_FFT,
-        tuning=estimate_tuning(magnitude, FMA_IMPLIED_SR, squared=True),
-        n_chroma=N_CHROMA,
+        sr=FMA_IMPLIED_SR, n_fft=N_FFT, tuning=chroma_tuning, n_chroma=N_CHROMA
     )
     mel_bank = librosa.filters.mel(sr=sr, n_fft=N_FFT)
-    chroma, rms, mel = [], [], []
-    for cols in frame_slices(magnitude.shape[-1]):
-        power = magnitude[:, cols] ** 2
+    freqs = librosa.fft_frequencies(sr=FMA_IMPLIED_SR, n_fft=N_FFT)
+    chroma, rms, mel, shapes = [], [], [], []
+    for block in slices():
+        power = block**2
         raw_chroma = np.einsum("cf,...ft->...ct", chroma_bank, power, optimize=True)
         chroma.append(librosa.util.normalize(raw_chroma, norm=np.inf, axis=-2))
         mel.append(np.einsum("...ft,mf->...mt", power, mel_bank, optimize=True))
-        rms.append(librosa.feature.rms(S=magnitude[:, cols], frame_length=N_FFT))
+        del power
+        rms.append(librosa.feature.rms(S=block, frame_length=N_FFT))
+        shapes.append(spectral_shape(block, freqs, sr=FMA_IMPLIED_SR, n_bands=CONTRAST_BANDS))
     frames = {"chroma_stft": _join(chroma), "rms": _join(rms)}
     frames["mfcc"] = librosa.feature.mfcc(S=librosa.power_to_db(_join(mel)), n_mfcc=N_MFCC)
-
-    freqs = librosa.fft_frequencies(sr=FMA_IMPLIED_SR, n_fft=N_FFT)
-    shape = spectral_shape(magnitude, freqs, sr=FMA_IMPLIED_SR, n_bands=CONTRAST_BANDS)
-    frames["spectral_centroid"] = shape.centroid
-    frames["spectral_bandwidth"] = shape.bandwidth
-    frames["spectral_rolloff"] = shape.rolloff
-    frames["spectral_contrast"] = librosa.power_to_db(shape.contrast_peak) - librosa.power_to_db(
-        shape.contrast_valley
-    )
+    frames["spectral_centroid"] = _join([x.centroid for x in shapes])
+    frames["spectral_bandwidth"] = _join([x.bandwidth for x in shapes])
+    frames["spectral_rolloff"] = _join([x.rolloff for x in shapes])
+    # the contrast's top_db clip is relative to the maximum over all frames: joined first
+    peak = _join([x.contrast_peak for x in shapes])
+    valley = _join([x.contrast_valley for x in shapes])
+    frames["spectral_contrast"] = librosa.power_to_db(peak) - librosa.power_to_db(valley)
     return frames
 
 

@@ -14,8 +14,9 @@ The families, parameters, statistics and column order of FMA's `features.csv` (s
   with two (extremes, skew and kurtosis move more).
 - `mode: full`: the whole track, up to its first `max_seconds`, equal to the
   straightforward librosa computation within float32 rounding. `max_seconds` bounds a
-  worker's memory: at 44.1 kHz about 280 MB plus 0.7 MB per analysed second (measured
-  peak RSS: 490 MB at the default 300 s, 710 MB at 600 s; excerpt mode: 345 MB).
+  worker's memory, whatever the file's length: at 44.1 kHz about 300 MB plus 0.5 MB per
+  analysed second (measured peak RSS with a 3-hour file: 460 MB at the default 300 s;
+  excerpt mode: 320 MB; bench/bench_extract_memory.py).
 
 `sample_rate` None analyses at the file's own rate, as FMA does; a rate resamples first
 (faster at 22050, but the values are no longer FMA's). The `version` names every setting
@@ -27,13 +28,15 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from threading import Event
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from genred.api import PluginContext, PluginUnavailable
 
-from .numba_cache import configure_numba_cache
+from .kernels import COMPILING, kernels_ready, warm_kernels
+from .numba_cache import configure_numba_cache, use_numba_cache
 
 FEATURES_VERSION = 1  # bump when the computation changes what it returns
 NEEDS = ("numpy", "scipy", "librosa", "soundfile", "soxr", "av")
@@ -67,12 +70,21 @@ class HandcraftedExtractor:
                 f"plugin 'handcrafted' (extractors) needs {', '.join(missing)}: "
                 "install it with pip install 'genred[audio]'"
             )
-        configure_numba_cache(context.data_dir)  # before librosa first imports numba
+        # before librosa first imports numba (here, and in the workers)
+        self.numba_cache = configure_numba_cache(context.data_dir)
         self.settings = settings
         self.version = _version(settings)
 
+    def warm_up_needed(self) -> str | None:
+        """`WarmsUp`: the kernels are compiled once, before the workers start."""
+        return None if kernels_ready(self.numba_cache) else COMPILING
+
+    def warm_up(self, cancel: Event | None = None) -> bool:
+        return warm_kernels(self.numba_cache, cancel)
+
     def extract(self, path: Path) -> Any:
         """The 518 features of the file at `path` (float32); raises AudioError subclasses."""
+        use_numba_cache(self.numba_cache)
         from .decode import probe_duration
         from .excerpts import WHOLE_TRACK, Window, excerpt_windows, load_windows
         from .handcrafted import track_features

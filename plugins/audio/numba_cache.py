@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
@@ -23,3 +24,17 @@ def configure_numba_cache(data_dir: Path) -> Path:
     cache.chmod(0o700)
     os.environ[NUMBA_CACHE_ENV] = str(cache)
     return cache
+
+
+def use_numba_cache(cache: Path) -> None:
+    """In a worker process (here, or a node of a cluster), before numba is imported: the
+    cache the plugin was built with (which honoured the environment of the process that
+    built it; a worker may have inherited another). A directory that cannot be made here
+    (another machine) leaves the environment as it is."""
+    if os.environ.get(NUMBA_CACHE_ENV) == str(cache) or "numba" in sys.modules:
+        return
+    try:
+        Path(cache).mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return
+    os.environ[NUMBA_CACHE_ENV] = str(cache)

@@ -9,6 +9,7 @@ Each says which librosa call it stands for, with the same parameters.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -25,22 +26,31 @@ def magnitude_stft(y: np.ndarray, n_fft: int = 2048, hop_length: int = 512) -> n
     """`np.abs(librosa.stft(y, n_fft=…, hop_length=…))` (centred, zero-padded), computed
     a slice of frames at a time: the complex STFT of a whole track is never held (for ten
     minutes at 44.1 kHz it would be 420 MB)."""
-    import librosa
-
-    half = n_fft // 2
     n_frames = 1 + y.shape[-1] // hop_length
     # Fortran order, as librosa returns it: each frame's bins are contiguous, which the
     # per-frame features below want, and which makes numpy's sums over bins pairwise.
     out = np.empty((n_fft // 2 + 1, n_frames), dtype=np.float32, order="F")
+    for cols, block in magnitude_slices(y, n_fft, hop_length):
+        out[:, cols] = block
+    return out
+
+
+def magnitude_slices(
+    y: np.ndarray, n_fft: int = 2048, hop_length: int = 512
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """The columns of `magnitude_stft(y)`, FRAMES_PER_SLICE at a time, each (bins, frames)
+    in Fortran order: what a pass over the spectrogram needs, without holding it whole."""
+    import librosa
+
+    half = n_fft // 2
+    n_frames = 1 + y.shape[-1] // hop_length
     for cols in frame_slices(n_frames):
         start, stop = cols.start * hop_length - half, (cols.stop - 1) * hop_length + half
         segment = y[max(start, 0) : min(stop, y.shape[-1])]
         if start < 0 or stop > y.shape[-1]:  # the zero padding of `center=True`
             segment = np.pad(segment, (max(-start, 0), max(stop - y.shape[-1], 0)))
-        out[:, cols] = np.abs(
-            librosa.stft(segment, n_fft=n_fft, hop_length=hop_length, center=False)
-        )
-    return out
+        block = np.abs(librosa.stft(segment, n_fft=n_fft, hop_length=hop_length, center=False))
+        yield cols, np.asfortranarray(block, dtype=np.float32)
 
 
 def zero_crossing_rate(

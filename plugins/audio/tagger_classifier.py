@@ -17,6 +17,11 @@ patch (about 3 s: `AudioTooShort`, permanent). A track with no local path, or si
 no prediction. A clip with no embedding (too short, silent) records why as a permanent
 failure of its features (`extract:tagger-<model>`), so a classifier trained on them
 (`audio-model`) skips it instead of retrying it day after day.
+
+In the classify stage the tagging itself (`tag_file`: decode, patches, the ONNX model)
+runs on the executor (`ClassifiesFiles`: the local worker processes, one file per worker,
+or a cluster), and only the clip's tag values and embedding come back; the model file is
+checked here when the plugin is built, and opened again in each worker.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from threading import Event
 from typing import Any
@@ -37,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from genred.api import (
     AudioSilent,
     AudioTooShort,
+    FileWork,
     GenredError,
     PluginContext,
     Prediction,
@@ -53,7 +60,8 @@ from genred.api import (
 from genred.api import features as features_q
 
 from .decode import load_audio, probe_duration
-from .numba_cache import configure_numba_cache
+from .kernels import COMPILING, kernels_ready, warm_kernels
+from .numba_cache import configure_numba_cache, use_numba_cache
 from .tagging.meaning import ranked as ranked_labels
 from .tagging.meaning import tag_meaning
 from .tagging.model import SILENCE_DBFS, OnnxTagger
@@ -103,17 +111,30 @@ class TaggerSettings(BaseModel):
         return value
 
 
+@dataclass(frozen=True)
+class FileTags:
+    """What a worker sends back for one file: the clip's tag values and embedding."""
+
+    probs: np.ndarray
+    embedding: np.ndarray | None
+
+
 class TaggerClassifier:
     Config = TaggerSettings
     label_set = "genre"
 
     def __init__(self, settings: TaggerSettings, context: PluginContext) -> None:
         self.settings = settings
-        self.context = context
+        self.context: PluginContext | None = context
         self.batch_size = settings.batch_tracks
-        configure_numba_cache(context.data_dir)  # librosa's numba cache, before numba loads
+        self.data_dir = context.data_dir
+        # librosa's numba cache, before numba loads (here, and in the workers)
+        self.numba_cache = configure_numba_cache(context.data_dir)
         loaded = resolve_spec(settings.model)
-        self.tagger = OnnxTagger(loaded, context.data_dir, threads=settings.threads)
+        self._tagger: OnnxTagger | None = OnnxTagger(
+            loaded, context.data_dir, threads=settings.threads
+        )
+        self.spec = loaded
         taxonomy = taxonomy_from_config(context.config.taxonomy)
         self.meaning = tag_meaning(loaded.spec, self.tagger.tags, taxonomy)
         if self.meaning.unmapped_genres:
@@ -135,6 +156,78 @@ class TaggerClassifier:
             ]
         )
 
+    @property
+    def tagger(self) -> OnnxTagger:
+        """The ONNX model: checked when the plugin is built, opened again in a worker."""
+        if self._tagger is None:
+            self._tagger = OnnxTagger(self.spec, self.data_dir, threads=self.settings.threads)
+        return self._tagger
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a worker gets: the settings and the spec, not the session nor the context."""
+        return {**self.__dict__, "_tagger": None, "context": None}
+
+    # ------------------------------------------------------------------ hooks
+
+    def warm_up_needed(self) -> str | None:
+        """`WarmsUp`: librosa's kernels are compiled once, before the workers start."""
+        return None if kernels_ready(self.numba_cache) else COMPILING
+
+    def warm_up(self, cancel: Event | None = None) -> bool:
+        return warm_kernels(self.numba_cache, cancel)
+
+    def file_work(self) -> FileWork:
+        """`ClassifiesFiles`: each file is tagged in a worker (`tag_file`)."""
+        return FileWork("tag_file")
+
+    def tag_file(self, path: Path) -> FileTags | None:
+        """The clip's tag values and embedding; None when it is silent where the tagger
+        listens; AudioTooShort when shorter than one patch."""
+        use_numba_cache(self.numba_cache)
+        samples = self._samples(path)
+        clip = self.tagger.tag(
+            samples,
+            min_dbfs=self.settings.silence_dbfs,
+            batch_patches=self.settings.batch_patches,
+        )
+        if clip is None:
+            if not self.tagger.choose_patches(samples, None):
+                raise self._too_short(path, samples)  # permanent: until the file changes
+            return None  # silent
+        if not np.isfinite(clip.probs).all():
+            raise TaggerOutputError(f"{path}: the model gave non-finite tag values")
+        return FileTags(clip.probs, clip.embedding)
+
+    def classify_files(
+        self,
+        tracks: Sequence[TrackRecord],
+        outcomes: Mapping[int, Any],
+        *,
+        store: Store | None = None,
+        cancel: Event | None = None,
+    ) -> Iterator[Prediction | Unclassified]:
+        """Predictions from what the workers sent back (and the embeddings stored)."""
+        embeddings: list[tuple[int, np.ndarray]] = []
+        for track in tracks:
+            path = local_audio_path(track, self._sources())
+            if track.id is None or path is None or track.id not in outcomes:
+                continue  # nothing to listen to: no prediction until the track changes
+            outcome = outcomes[track.id]
+            if isinstance(outcome, Exception):  # one bad file must not stop the batch
+                if isinstance(outcome, AudioTooShort):
+                    self._no_embedding(store, track.id, path, outcome)
+                yield Unclassified(track.id, outcome)
+                continue
+            if not isinstance(outcome, FileTags):  # silent: nothing to say, nothing to embed
+                silent = AudioSilent(f"{path}: silent where the tagger listens")
+                self._no_embedding(store, track.id, path, silent)
+                continue
+            yield from self._predictions(track.id, outcome.probs)
+            if outcome.embedding is not None and np.isfinite(outcome.embedding).all():
+                embeddings.append((track.id, outcome.embedding))
+        if store is not None and embeddings and self.settings.embeddings:
+            features_q.write(store, self.feature_extractor, self.feature_version, embeddings)
+
     def classify(
         self,
         tracks: Sequence[TrackRecord],
@@ -142,39 +235,18 @@ class TaggerClassifier:
         store: Store | None = None,
         cancel: Event | None = None,
     ) -> Iterator[Prediction | Unclassified]:
-        embeddings: list[tuple[int, np.ndarray]] = []
+        """The same, every file tagged here, one after the other (no executor)."""
+        outcomes: dict[int, Any] = {}
         for track in tracks:
             raise_if_cancelled(cancel, "classify (tagger)")
-            if track.id is None:
-                continue
             path = local_audio_path(track, self._sources())
-            if path is None:
-                continue  # nothing to listen to: no prediction until the track changes
+            if track.id is None or path is None:
+                continue
             try:
-                samples = self._samples(path)
-                clip = self.tagger.tag(
-                    samples,
-                    min_dbfs=self.settings.silence_dbfs,
-                    batch_patches=self.settings.batch_patches,
-                )
-                if clip is not None and not np.isfinite(clip.probs).all():
-                    raise TaggerOutputError(f"{path}: the model gave non-finite tag values")
-                if clip is None and not self.tagger.choose_patches(samples, None):
-                    raise self._too_short(path, samples)
-            except Exception as exc:  # one bad file must not stop the batch
-                if isinstance(exc, AudioTooShort):
-                    self._no_embedding(store, track.id, path, exc)
-                yield Unclassified(track.id, exc)
-                continue
-            if clip is None:  # silent: nothing to say, and nothing to embed
-                silent = AudioSilent(f"{path}: silent where the tagger listens")
-                self._no_embedding(store, track.id, path, silent)
-                continue
-            yield from self._predictions(track.id, clip.probs)
-            if clip.embedding is not None and np.isfinite(clip.embedding).all():
-                embeddings.append((track.id, clip.embedding))
-        if store is not None and embeddings and self.settings.embeddings:
-            features_q.write(store, self.feature_extractor, self.feature_version, embeddings)
+                outcomes[track.id] = self.tag_file(path)
+            except Exception as exc:
+                outcomes[track.id] = exc
+        yield from self.classify_files(tracks, outcomes, store=store, cancel=cancel)
 
     def _too_short(self, path: Path, samples: np.ndarray) -> AudioTooShort:
         spec = self.tagger.spec
@@ -202,7 +274,10 @@ class TaggerClassifier:
 
     def _sources(self) -> Mapping[str, Any]:
         """The enabled sources, which say where their files are on this machine."""
-        return self.context.plugins.of("sources") if self.context.plugins is not None else {}
+        context = self.context
+        if context is None or context.plugins is None:
+            return {}
+        return context.plugins.of("sources")
 
     def _samples(self, path: Path) -> np.ndarray:
         """The analysed stretch: `seconds` from the middle of the track, or all of it."""

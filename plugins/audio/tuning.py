@@ -29,36 +29,68 @@ def estimate_tuning(
 ) -> float:
     """`librosa.estimate_tuning(S=S, sr=sr, ...)` for a (bins, frames) S ≥ 0 (magnitude or
     power, whichever librosa would be given); `squared`: of S**2, without forming it."""
-    import librosa
+    peaks = TuningPeaks(sr, squared=squared)
+    peaks.add(S)
+    return peaks.tuning(bins_per_octave=bins_per_octave, resolution=resolution)
 
-    from .compiled import compiled
 
-    n_fft = 2 * (S.shape[-2] - 1)
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
-    band = np.flatnonzero((freqs >= PIPTRACK_FMIN) & (freqs < min(PIPTRACK_FMAX, sr / 2)))
-    if band.size == 0 or S.shape[-1] == 0:
-        return 0.0
-    # The band never holds bin 0 (0 Hz < fmin) nor the last bin (f < sr/2): each of its
-    # bins has both neighbours.
-    frames = np.ascontiguousarray(S.T)  # (frames, bins); no copy when S is in F order
-    pitches, mags = compiled(_band_peaks)(
-        frames,
-        int(band[0]),
-        int(band[-1]) + 1,
-        squared,
-        S.dtype.type(PIPTRACK_THRESHOLD),
-        float(sr),
-        n_fft,
-    )
-    voiced = pitches > 0
-    threshold = np.median(mags[voiced]) if voiced.any() else 0.0
-    return float(
-        librosa.pitch_tuning(
-            pitches[(mags >= threshold) & voiced],
-            resolution=resolution,
-            bins_per_octave=bins_per_octave,
+class TuningPeaks:
+    """The peaks `estimate_tuning` uses, gathered a slice of frames at a time: the same
+    estimate as from the whole spectrogram (each frame's peaks depend on that frame alone),
+    without ever holding it."""
+
+    def __init__(self, sr: float, *, squared: bool = False) -> None:
+        self.sr, self.squared = sr, squared
+        self.pitches: list[np.ndarray] = []
+        self.mags: list[np.ndarray] = []
+        self.band_found = True
+
+    def add(self, S: np.ndarray) -> None:
+        """The peaks of the frames of S, a (bins, frames) slice of the spectrogram."""
+        import librosa
+
+        from .compiled import compiled
+
+        n_fft = 2 * (S.shape[-2] - 1)
+        freqs = librosa.fft_frequencies(sr=self.sr, n_fft=n_fft)
+        band = np.flatnonzero((freqs >= PIPTRACK_FMIN) & (freqs < min(PIPTRACK_FMAX, self.sr / 2)))
+        if band.size == 0:
+            self.band_found = False
+            return
+        if S.shape[-1] == 0:
+            return
+        # The band never holds bin 0 (0 Hz < fmin) nor the last bin (f < sr/2): each of its
+        # bins has both neighbours.
+        frames = np.ascontiguousarray(S.T)  # (frames, bins); no copy when S is in F order
+        pitches, mags = compiled(_band_peaks)(
+            frames,
+            int(band[0]),
+            int(band[-1]) + 1,
+            self.squared,
+            S.dtype.type(PIPTRACK_THRESHOLD),
+            float(self.sr),
+            n_fft,
         )
-    )
+        # copies: the kernel's arrays are views of buffers sized for every bin of every frame
+        self.pitches.append(pitches.copy())
+        self.mags.append(mags.copy())
+
+    def tuning(self, *, bins_per_octave: int = 12, resolution: float = 0.01) -> float:
+        import librosa
+
+        if not self.band_found or not self.pitches:
+            return 0.0
+        pitches = np.concatenate(self.pitches)
+        mags = np.concatenate(self.mags)
+        voiced = pitches > 0
+        threshold = np.median(mags[voiced]) if voiced.any() else 0.0
+        return float(
+            librosa.pitch_tuning(
+                pitches[(mags >= threshold) & voiced],
+                resolution=resolution,
+                bins_per_octave=bins_per_octave,
+            )
+        )
 
 
 def _band_peaks(
