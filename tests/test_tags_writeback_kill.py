@@ -106,21 +106,31 @@ def test_kill_9_during_a_tags_writeback_loses_no_file(tmp_path: Path) -> None:
     rng = random.Random(7)
     kills = mid_write = 0
     for _ in range(KILLS):
+        stale = set(temp_files(music))  # copies a killed write left (the next write removes them)
+        target = rng.randrange(4)  # freeze at the copy of the 1st…4th file this run writes
+        seen: set[Path] = set()
         process = genred(config, "writeback")
         deadline = time.monotonic() + 60
-        while not temp_files(music) and process.poll() is None:
-            assert time.monotonic() < deadline, "the writeback never started writing"
-            time.sleep(0.002)
-        time.sleep(rng.uniform(0, 0.25))  # anywhere in the run (~1.3 s of writing)
+        # Polled without sleeping, and frozen with SIGSTOP the moment the chosen copy shows:
+        # how fast a machine writes decides nothing (a fast disk wrote a whole run between
+        # two sleeps); the SIGKILL then lands on a process caught mid-write.
+        while process.poll() is None:
+            assert time.monotonic() < deadline, "the writeback neither wrote nor finished"
+            seen |= set(temp_files(music)) - stale
+            if len(seen) > target:
+                os.kill(process.pid, signal.SIGSTOP)
+                break
         if process.poll() is not None:
             break  # it finished before this kill: nothing was left to write
+        caught = bool(set(temp_files(music)) - stale)  # a file's new copy was being made
         os.kill(process.pid, signal.SIGKILL)
         assert process.wait(10) == -signal.SIGKILL
         kills += 1
-        mid_write += bool(temp_files(music))  # a file's new copy was being made
+        mid_write += caught
         old, new = check_every_file()
         assert old + new == FILES
     print(f"{kills} kills, {mid_write} of them while a file was being written")
+    assert kills == KILLS, f"the writeback finished after {kills} kills"
     assert mid_write >= 3, f"only {mid_write} kills landed mid-write"
 
     finished = genred(config, "writeback")
