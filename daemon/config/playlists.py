@@ -7,8 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..cron import crontab_trigger
-from .types import Duration, StrictModel
+from .types import CrontabLine, Duration, StrictModel
 
 MAX_PROMPT_CHARS = 1000
 
@@ -28,21 +27,11 @@ class SavedPlaylist(StrictModel):
     size: int | None = Field(None, ge=1, le=1000, description="tracks; default: the prompt's")
     minutes: int | None = Field(None, ge=1, le=6000, description="length instead of a size")
     every: Duration | None = None
-    cron: str | None = None
+    cron: CrontabLine | None = None
     keep: float | None = Field(
         None, ge=0.0, le=1.0, description="share of the previous tracks a refresh keeps"
     )
     enabled: bool = True
-
-    @field_validator("cron")
-    @classmethod
-    def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                crontab_trigger(value)
-            except ValueError as exc:
-                raise ValueError(f"not a valid crontab line: {exc}") from None
-        return value
 
     @model_validator(mode="after")
     def _one_trigger(self) -> SavedPlaylist:

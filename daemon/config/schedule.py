@@ -4,29 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from ..cron import crontab_trigger
-from .types import Duration, StrictModel
+from .types import CrontabLine, Duration, StrictModel
 
 
 class JobSchedule(StrictModel):
     """When a job runs: `every` (interval) or `cron` (crontab line), not both."""
 
     every: Duration | None = None
-    cron: str | None = None
+    cron: CrontabLine | None = None
     enabled: bool = True
     misfire_grace: Duration = timedelta(minutes=10)
-
-    @field_validator("cron")
-    @classmethod
-    def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                crontab_trigger(value)
-            except ValueError as exc:
-                raise ValueError(f"not a valid crontab line: {exc}") from None
-        return value
 
     @model_validator(mode="after")
     def _one_trigger(self) -> JobSchedule:

@@ -6,7 +6,9 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from ..cron import crontab_trigger
 
 
 class StrictModel(BaseModel):
@@ -39,6 +41,19 @@ def parse_duration(value: Any) -> timedelta:
 
 # A positive duration written as `30s`, `15m`, `1h30m`, `2d` or a number of seconds.
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def check_crontab(value: str) -> str:
+    """`value` if it is a crontab line (5 fields, weekdays 0 = Sunday), else a ValueError."""
+    try:
+        crontab_trigger(value)
+    except ValueError as exc:
+        raise ValueError(f"not a valid crontab line: {exc}") from None
+    return value
+
+
+# A crontab line such as "30 3 * * *", checked when the config is read.
+CrontabLine = Annotated[str, AfterValidator(check_crontab)]
 
 
 class RetrySettings(StrictModel):
