@@ -513,6 +513,7 @@ class Plan:
     entries: int  # questions (albums, and tracks of compilations or of no album)
     requests: int
     tokens: int  # as the rate limiter reserves them (prompt + max_tokens)
+    each: tuple[int, ...] = ()  # those tokens request by request
 
 
 def plan_requests(
@@ -533,7 +534,8 @@ def plan_requests(
         if key is not None:
             albums.setdefault(key, []).append(track)
     asked: set[str] = set()
-    entries = requests = tokens = 0
+    entries = 0
+    each: list[int] = []
     for start in range(0, len(ordered), batch_tracks):
         fresh = []
         for entry in build_entries(ordered[start : start + batch_tracks], albums):
@@ -549,6 +551,5 @@ def plan_requests(
             max_answer_tokens=max_answer_tokens,
             moods=moods,
         ):
-            requests += 1
-            tokens += request_tokens(batch, moods, max_answer_tokens)
-    return Plan(len(ordered), entries, requests, tokens)
+            each.append(request_tokens(batch, moods, max_answer_tokens))
+    return Plan(len(ordered), entries, len(each), sum(each), tuple(each))
