@@ -239,7 +239,10 @@ class RefillBudget:
         if amount > self.limit:
             return math.inf
         excess = self.used(now) + amount - self.limit
-        return max(0.0, excess * self.window / self.limit)
+        if excess <= 1e-9 * self.limit:  # float dust: it fits
+            return 0.0
+        # At least a millisecond: a shorter sleep may not move a clock at 1.7e9 s at all.
+        return max(excess * self.window / self.limit, 1e-3)
 
     def spend(self, amount: float, now: float, expires: float | None = None) -> Drawn:
         self._refill(now)
