@@ -456,3 +456,26 @@ def test_llm_classification_against_the_seed(quiet_logs: None) -> None:
     for p, n in zip(pipeline, naive, strict=True):
         assert n.traffic.requests >= math.ceil(n.tracks / BATCH)
         assert p.traffic.requests * 5 < n.traffic.requests
+
+
+def test_daily_budget_refill_against_a_sliding_window() -> None:
+    """freemusi.cc's first classify run (its requests as `plan` counts them) through the
+    limiter alone, Groq's free-tier limits, on a fake clock: the daily budgets refilling
+    continuously (genred, as Groq counts them) against a sliding 24 h window (before)."""
+    from genred_plugins.llm.limits import RateLimits
+    from tests.rate_runs import run_seconds
+
+    records = PlexLibrary.from_freemusicc(audio_map=False).track_records()
+    plan = classifier(None).plan(
+        [TrackRecord(**{**r.__dict__, "id": n}) for n, r in enumerate(records, start=1)]
+    )
+    limits = RateLimits()
+    refill = run_seconds(plan.each, limits, "refill")
+    window = run_seconds(plan.each, limits, "window")
+    print(
+        f"\nfreemusi.cc ({plan.tracks} tracks): {plan.requests} requests, {plan.tokens} tokens "
+        f"(500,000/day): {refill / 3600:.1f} h with the daily budget refilling, "
+        f"{window / 3600:.1f} h with a sliding 24 h window"
+    )
+    assert plan.tokens > limits.tokens_per_day  # past one day's budget: the case in point
+    assert refill < window / 2

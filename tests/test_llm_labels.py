@@ -104,7 +104,7 @@ def test_answers_are_read_as_the_probability_that_the_label_applies() -> None:
                 {"id": "1", "match": True, "confidence": 0.9},
                 {"id": "2", "match": False, "confidence": 0.1},  # probability reading
                 {"id": "3", "match": False, "confidence": 0.8},  # certainty of the verdict
-                {"id": 4, "match": True, "confidence": 7},
+                {"id": 4, "match": True, "confidence": 1},
             ]
         }
     )

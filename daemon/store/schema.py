@@ -5,6 +5,7 @@ Never edit a released migration: append a new one. Each runs in one transaction.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 
@@ -402,6 +403,32 @@ def _v9_captions(db: sqlite3.Connection) -> None:
     )
 
 
+def _v10_llm_cache_answers(db: sqlite3.Connection) -> None:
+    """Cached LLM answers that are no answer: a genre answer (stored unvalidated before)
+    with no `genres` list, or an empty one without a `reason`; a label answer without its
+    probability `p`; unreadable JSON. Deleted, so their tracks are asked again."""
+    poisoned = []
+    for key, prompt_version, response in db.execute(
+        "SELECT key, prompt_version, response FROM llm_cache"
+    ):
+        try:
+            answer = json.loads(response)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            poisoned.append((key,))
+        elif str(prompt_version).startswith("labels:"):
+            p = answer.get("p")
+            if isinstance(p, bool) or not isinstance(p, int | float):
+                poisoned.append((key,))
+        else:
+            genres, reason = answer.get("genres"), answer.get("reason")
+            explained = isinstance(reason, str) and bool(reason.strip())
+            if not isinstance(genres, list) or not (genres or explained):
+                poisoned.append((key,))
+    db.executemany("DELETE FROM llm_cache WHERE key = ?", poisoned)
+
+
 MIGRATIONS: list[Migration] = [
     _v1_core,
     _v2_cache_playlists_state,
@@ -412,5 +439,6 @@ MIGRATIONS: list[Migration] = [
     _v7_library_views,
     _v8_track_search,
     _v9_captions,
+    _v10_llm_cache_answers,
 ]
 LATEST = len(MIGRATIONS)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from genred.api import (
+    InvalidAnswer,
     LLMAnswerError,
     LLMRequestTooLarge,
     LLMUnavailable,
@@ -29,6 +30,7 @@ from . import cache as llm_cache
 from .prompt import Entry, pack, request_ids
 
 log = get_logger("genred.classify")
+RECOVER = 4  # full answers in a row before a shrunk request size doubles again
 
 
 class Form(Protocol):
@@ -45,7 +47,12 @@ class Form(Protocol):
         ...
 
     def read(self, item: Any) -> Any:
-        """One answer item as the JSON-able answer that is cached."""
+        """One usable answer item as the JSON-able answer that is cached (what survived
+        validation); InvalidAnswer when nothing of it is usable (the entry fails)."""
+        ...
+
+    def usable(self, answer: Any) -> bool:
+        """Whether a cached answer is one `read` could have written (else asked again)."""
         ...
 
     def predictions(self, entry: Entry, answer: Any, tally: Tally) -> Iterator[Prediction]:
@@ -111,13 +118,14 @@ def ask_entries(
         by_key.setdefault(form.cache_key(entry), []).append(entry)
     tally.entries += len(entries)
     cached = llm_cache.get(store, by_key) if store else {}
+    cached = {k: a for k, a in cached.items() if form.usable(a)}  # else asked again
     todo = [same[0] for key, same in by_key.items() if key not in cached]
     keys = {id(same[0]): key for key, same in by_key.items()}
     for key, answer in cached.items():
         tally.cached += len(by_key[key])
         for entry in by_key[key]:
             yield from form.predictions(entry, answer, tally)
-    asker = _Asker(form, llm, budget, cancel, tally, chat_options or {})
+    asker = _Asker(form, llm, budget, cancel, tally, chat_options or {}, budget.max_items)
     unavailable: Exception | None = None
     for batch in pack(
         todo,
@@ -128,14 +136,25 @@ def ask_entries(
         base_chars=form.base_chars,
         per_item=form.per_item,
     ):
-        if unavailable is None:
+        got: dict[int, Any] = {}
+        errors: dict[int, Exception] = {}
+        rest = list(batch)
+        while rest:
+            if unavailable is not None:
+                errors.update({id(e): unavailable for e in rest})
+                break
             raise_if_cancelled(cancel, "llm classifier")
-            got, errors = asker.ask(batch, split=True)
+            part, rest = rest[: asker.size], rest[asker.size :]
+            answered, failed = asker.ask(part, split=True)
+            got.update(answered)
+            if asker.adapt(part, answered, failed):  # smaller requests: these once more
+                again = [e for e in part if id(e) in failed and asker.alone_at(e) > asker.size]
+                rest = again + rest
+                failed = {k: v for k, v in failed.items() if k not in {id(e) for e in again}}
+            errors.update(failed)
             unavailable = next(
-                (e for e in errors.values() if isinstance(e, LLMUnavailable)), None
+                (e for e in failed.values() if isinstance(e, LLMUnavailable)), None
             )  # the provider kept failing: ask no more in this batch of tracks
-        else:
-            got, errors = {}, {id(e): unavailable for e in batch}
         fresh = {keys[id(e)]: got[id(e)] for e in batch if id(e) in got}
         if store and fresh:
             llm_cache.put(store, fresh, model, prompt_version)
@@ -149,6 +168,10 @@ def ask_entries(
                         yield Unclassified(track_id, errors[id(entry)])
 
 
+class LeftOut(LLMAnswerError):
+    """An entry the answer did not mention: asked again at the next run, not now."""
+
+
 @dataclass
 class _Asker:
     form: Form
@@ -157,6 +180,46 @@ class _Asker:
     cancel: threading.Event | None
     tally: Tally
     chat_options: dict[str, Any]
+    size: int  # entries per request now: halved while answers fail validation
+    good: int = 0  # requests answered in full since the last change of `size`
+
+    failed_at: int = 0  # entries of the smallest request answered unusably since `adapt`
+    smallest: dict[int, int] = field(default_factory=dict)  # id(entry): fewest asked with
+
+    def alone_at(self, entry: Entry) -> int:
+        """The fewest entries `entry` was asked with (in one request)."""
+        return self.smallest.get(id(entry), 1 << 30)
+
+    def adapt(self, batch: list[Entry], answered: dict[int, Any], failed: dict[int, Any]) -> bool:
+        """After asking about `batch`: fewer entries per request (half the smallest request
+        answered unusably, down to 1) while answers fail validation; twice as many again
+        (up to `max_items`) after RECOVER full answers in a row. True when it shrank."""
+        invalid = [
+            e
+            for e in failed.values()
+            if isinstance(e, LLMAnswerError) and not isinstance(e, LeftOut)
+        ]
+        smallest = min(self.failed_at or len(batch), len(batch)) if invalid else self.failed_at
+        self.failed_at = 0
+        if smallest:
+            self.good = 0
+            size = max(1, min(self.size, smallest) // 2)
+            if size < self.size:
+                self.size = size
+                log.warning(
+                    "LLM answers fail validation; asking fewer entries per request",
+                    entries=size,
+                    error=str(invalid[0]) if invalid else None,
+                )
+                return True
+            return False
+        if answered and len(answered) == len(batch):
+            self.good += 1
+            if self.good >= RECOVER and self.size < self.budget.max_items:
+                self.size = min(self.budget.max_items, self.size * 2)
+                self.good = 0
+                log.info("LLM answers are usable again", entries=self.size)
+        return False
 
     def ask(
         self, batch: list[Entry], *, split: bool, longest: bool = False
@@ -172,6 +235,8 @@ class _Asker:
         """
         form, b = self.form, self.budget
         ids = dict(zip(request_ids(len(batch)), batch, strict=True))
+        for asked in batch:
+            self.smallest[id(asked)] = min(self.alone_at(asked), len(batch))
         answer = (32 + len(batch) * form.per_item) * (1 if split else 2)
         if longest:
             answer = b.max_tokens
@@ -186,6 +251,8 @@ class _Asker:
                 **self.chat_options,
             )
         except (LLMRequestTooLarge, LLMAnswerError) as exc:
+            if isinstance(exc, LLMAnswerError) and "cut off" not in str(exc):
+                self.failed_at = min(self.failed_at or len(batch), len(batch))
             if split and len(batch) > 1:
                 log.warning(
                     "LLM request failed; asking in two halves", entries=len(batch), error=str(exc)
@@ -203,15 +270,37 @@ class _Asker:
             log.warning("the LLM is unavailable", entries=len(batch), error=str(exc))
             return {}, {id(e): exc for e in batch}
         answered: dict[int, Any] = {}
+        invalid: dict[int, Exception] = {}
         for item in result.data:
             entry = ids.get(item.id)
-            if entry is None or id(entry) in answered:
+            if entry is None or id(entry) in answered or id(entry) in invalid:
                 self.tally.unknown_ids += 1  # not an id we sent (or twice): ignored
                 continue
-            answered[id(entry)] = form.read(item)
-        missing = LLMAnswerError(f"{llm_name(self.llm)} left this track out of its answer")
-        errors: dict[int, Exception] = {id(e): missing for e in batch if id(e) not in answered}
-        self.tally.left_out += len(errors)
+            try:
+                if item.problem:
+                    raise InvalidAnswer(item.problem)
+                answered[id(entry)] = form.read(item)
+            except InvalidAnswer as exc:
+                invalid[id(entry)] = LLMAnswerError(f"{llm_name(self.llm)}: {exc}")
+        if invalid:
+            log.warning(
+                "unusable items in the LLM's answer",
+                entries=len(invalid),
+                error=str(next(iter(invalid.values()))),
+            )
+            again = [e for e in batch if id(e) in invalid]
+            if split and len(again) < len(batch):  # the others were usable: these once more
+                more, still = self.ask(again, split=False)
+                answered.update(more)
+                invalid = {k: v for k, v in invalid.items() if k not in more}
+                invalid.update({k: v for k, v in still.items() if k not in more})
+        missing = LeftOut(f"{llm_name(self.llm)} left this track out of its answer")
+        errors: dict[int, Exception] = {
+            id(e): invalid.get(id(e), missing) for e in batch if id(e) not in answered
+        }
+        self.tally.left_out += sum(
+            1 for e in batch if id(e) not in answered and id(e) not in invalid
+        )
         return answered, errors
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,7 +38,16 @@ from genred.api import (
 from .asking import Budget, Tally, ask_entries, clamp
 from .metadata import album_mates, enabled_llm
 from .presets import NamedPreset, load_presets, presets_dir
-from .prompt import Entry, answer_items, build_entries, track_entry, user_content
+from .prompt import (
+    Entry,
+    answer_items,
+    build_entries,
+    check_fields,
+    confidence_of,
+    first_problem,
+    track_entry,
+    user_content,
+)
 
 log = get_logger("genred.classify")
 PROMPT_VERSION = 1  # of the wording below: changing it asks every preset again
@@ -88,6 +96,7 @@ class LLMLabelsSettings(BaseModel):
 class LabelItem:
     id: str
     probability: float  # that the label applies
+    problem: str | None = None  # why the item is unusable
 
 
 class LLMLabelsClassifier:
@@ -219,6 +228,10 @@ class LabelForm:
     def read(self, item: LabelItem) -> dict[str, float]:
         return {"p": item.probability}
 
+    def usable(self, answer: Any) -> bool:
+        p = answer.get("p") if isinstance(answer, dict) else None
+        return isinstance(p, int | float) and not isinstance(p, bool) and 0.0 <= p <= 1.0
+
     def predictions(self, entry: Entry, answer: Any, tally: Tally) -> Iterator[Prediction]:
         tally.answered += 1
         probability = clamp(answer.get("p") if isinstance(answer, dict) else None)
@@ -247,19 +260,30 @@ def system_prompt(named: NamedPreset) -> str:
     return "\n".join(lines)
 
 
+LABEL_FIELDS = frozenset({"id", "match", "confidence", "reason"})
+
+
 def check_label_answer(data: Any) -> list[LabelItem]:
-    """Structure only (the chat's validate hook). The probability that the label applies:
-    `confidence` read as that probability, or, when it contradicts `match` (a model that
-    gave its certainty in the verdict), as 1 − it."""
+    """Structure only (the chat's validate hook): each item a `match` (true or false) and a
+    `confidence` from 0 to 1, and no other fields (an echoed input is not an answer); an
+    unusable item carries its `problem`, an answer with no usable item is InvalidAnswer.
+    The probability that the label applies: `confidence` read as that probability, or,
+    when it contradicts `match` (a model that gave its certainty in the verdict), as 1 − it."""
     out = []
     for where, item in answer_items(data):
-        match = item.get("match")
-        if not isinstance(match, bool):
-            raise InvalidAnswer(f"{where}.match is not true or false")
-        raw = item.get("confidence", 0.9)
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or math.isnan(raw):
-            raise InvalidAnswer(f"{where}.confidence is not a number")
-        confidence = clamp(raw)
+        key = str(item["id"]).strip()
+        try:
+            check_fields(item, where, "match", LABEL_FIELDS)
+            match = item["match"]
+            if not isinstance(match, bool):
+                raise InvalidAnswer(f"{where}: match {match!r} is not true or false")
+            if "confidence" not in item:
+                raise InvalidAnswer(f'{where}: no "confidence" key')
+            confidence = confidence_of(item["confidence"], where)
+        except InvalidAnswer as exc:
+            out.append(LabelItem(key, 0.0, problem=str(exc)))
+            continue
         probability = confidence if match == (confidence >= 0.5) else 1.0 - confidence
-        out.append(LabelItem(str(item["id"]).strip(), round(probability, 4)))
+        out.append(LabelItem(key, round(probability, 4)))
+    first_problem(out)
     return out

@@ -1,10 +1,13 @@
 """Rate budgets of one provider+model: requests and tokens per minute and per day.
 
-Each budget is a sliding-window log (`RateBudget`): every request leaves an entry (1
-request, or its tokens) that counts until it is `window` seconds old, and a new request
-goes out only when the sum over the window leaves room for it. Unlike a token bucket,
-which would let a full burst out at once and then refill (up to twice the limit inside
-one window), a sliding window never lets more than `limit` into ANY window of that length.
+A per-minute budget is a sliding-window log (`RateBudget`): every request leaves an entry
+(1 request, or its tokens) that counts until it is `window` seconds old, and a new request
+goes out only when the sum over the window leaves room for it; it never lets more than
+`limit` into ANY minute. A per-day budget is a bucket (`RefillBudget`) of `limit` units
+refilling continuously at limit/day, as Groq counts its daily limits (a 14,400 RPD limit
+regains a request every 6 s; tests/fixtures/groq/NOTES.md): a sliding 24 h window would
+wait a whole day for the first requests to expire, where the provider already allows
+more. `RateLimiter(daily="window")` keeps the sliding window for providers that count so.
 
 Before a request, its tokens are estimated as prompt characters / 4 (the usual rule of
 thumb for English text with BPE tokenizers) plus the `max_tokens` it may generate: that is
@@ -27,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -190,6 +193,82 @@ class RateBudget:
         return deficit
 
 
+class Drawn:
+    """Units taken from a `RefillBudget`; setting `amount` (a settled or released
+    reservation) gives back or takes the difference."""
+
+    def __init__(self, bucket: RefillBudget, amount: float) -> None:
+        self._bucket, self._amount = bucket, amount
+
+    @property
+    def amount(self) -> float:
+        return self._amount
+
+    @amount.setter
+    def amount(self, value: float) -> None:
+        self._bucket.spent = max(0.0, self._bucket.spent + value - self._amount)
+        self._amount = value
+
+
+@dataclass
+class RefillBudget:
+    """At most `limit` units spent at once, refilling continuously at limit/window per
+    second (a token bucket; None = unlimited)."""
+
+    limit: float | None
+    window: float
+    spent: float = 0.0  # as of `at`
+    at: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self.limit is not None and self.at is not None and now > self.at:
+            self.spent = max(0.0, self.spent - (now - self.at) * self.limit / self.window)
+        self.at = now if self.at is None else max(self.at, now)
+
+    def used(self, now: float) -> float:
+        self._refill(now)
+        return self.spent
+
+    def fits(self, amount: float) -> bool:
+        return self.limit is None or amount <= self.limit
+
+    def wait(self, amount: float, now: float) -> float:
+        """Seconds until `amount` more fits (0: now; inf: never, it exceeds the limit)."""
+        if self.limit is None:
+            return 0.0
+        if amount > self.limit:
+            return math.inf
+        excess = self.used(now) + amount - self.limit
+        if excess <= 1e-9 * self.limit:  # float dust: it fits
+            return 0.0
+        # At least a millisecond: a shorter sleep may not move a clock at 1.7e9 s at all.
+        return max(excess * self.window / self.limit, 1e-3)
+
+    def spend(self, amount: float, now: float, expires: float | None = None) -> Drawn:
+        self._refill(now)
+        self.spent += amount
+        return Drawn(self, amount)
+
+    def correct(
+        self, remaining: float, reset: float | None, now: float, limit: float | None = None
+    ) -> float:
+        """Take the provider's word: `remaining` units left (it refills them at its own
+        pace, which `reset` says and our rate already follows). A lower `limit` replaces
+        ours. Returns the units added as spent."""
+        if limit is not None and (self.limit is None or limit < self.limit):
+            self.limit = limit
+        if self.limit is None:
+            return 0.0
+        deficit = (self.limit - self.used(now)) - remaining
+        if deficit <= 0:
+            return 0.0
+        self.spent += deficit
+        return deficit
+
+
+Budget = RateBudget | RefillBudget
+
+
 # --------------------------------------------------------------------------- the limiter
 
 
@@ -197,8 +276,8 @@ class RateBudget:
 class Reservation:
     """What one request holds of the budgets, until settled with its real usage."""
 
-    requests: list[Spend]
-    tokens: list[Spend]
+    requests: list[Spend | Drawn]
+    tokens: list[Spend | Drawn]
 
 
 Clock = Callable[[], float]
@@ -220,21 +299,23 @@ class RateLimiter:
         clock: Clock = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        daily: Literal["refill", "window"] = "refill",
     ) -> None:
         limits = limits or RateLimits()
         self.name = name
         self.max_wait = limits.max_wait
-        self.budgets: dict[tuple[str, str], RateBudget] = {
+        day: type[Budget] = RefillBudget if daily == "refill" else RateBudget
+        self.budgets: dict[tuple[str, str], Budget] = {
             ("requests", "minute"): RateBudget(limits.requests_per_minute, MINUTE),
-            ("requests", "day"): RateBudget(limits.requests_per_day, DAY),
+            ("requests", "day"): day(limits.requests_per_day, DAY),
             ("tokens", "minute"): RateBudget(limits.tokens_per_minute, MINUTE),
-            ("tokens", "day"): RateBudget(limits.tokens_per_day, DAY),
+            ("tokens", "day"): day(limits.tokens_per_day, DAY),
         }
         self.paused_until = -math.inf
         self.clock, self._sleep, self.wall = clock, sleep, wall
         self._lock = threading.Lock()
 
-    def _of(self, kind: str) -> list[RateBudget]:
+    def _of(self, kind: str) -> list[Budget]:
         return [b for (k, _), b in self.budgets.items() if k == kind]
 
     # -- before a request ---------------------------------------------------------------

@@ -39,6 +39,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from genred.api import (
+    InvalidAnswer,
     PluginContext,
     PluginUnavailable,
     Prediction,
@@ -187,8 +188,11 @@ class LLMMetadataClassifier:
         """The answer's genres as taxonomy names, best first; unknown names dropped."""
         return canonical_genres(self.taxonomy, labels, self.settings.min_confidence, unknown)
 
-    def moods(self, labels: Sequence[Sequence[Any]]) -> tuple[tuple[str, float], ...]:
+    def moods(
+        self, labels: Sequence[Sequence[Any]], min_confidence: float | None = None
+    ) -> tuple[tuple[str, float], ...]:
         """The answer's moods (no mood taxonomy: trimmed, deduplicated, short words)."""
+        floor = self.settings.min_confidence if min_confidence is None else min_confidence
         best: dict[str, tuple[str, float]] = {}
         for name, confidence in labels:
             text = " ".join(str(name).split())
@@ -196,7 +200,7 @@ class LLMMetadataClassifier:
             key = text.casefold()
             if not text or len(text) > 40 or not any(c.isalpha() for c in text):
                 continue
-            if score >= self.settings.min_confidence and score > best.get(key, ("", -1.0))[1]:
+            if score >= floor and score > best.get(key, ("", -1.0))[1]:
                 best[key] = (text, score)
         return tuple(sorted(best.values(), key=lambda kv: (-kv[1], kv[0])))
 
@@ -220,11 +224,27 @@ class GenreForm:
         return messages_for(entries, self.classifier.settings.moods)
 
     def check(self, data: Any) -> list[AnswerItem]:
-        return check_answer(data)
+        return check_answer(data, self.classifier.settings.moods)
 
     def read(self, item: AnswerItem) -> dict[str, Any]:
-        moods = item.moods if self.classifier.settings.moods else ()
-        return {"genres": [list(g) for g in item.genres], "moods": [list(m) for m in moods]}
+        """The answer as cached: taxonomy names (any confidence: min_confidence applies at
+        reading), moods as given; genres none of which the taxonomy knows are no answer."""
+        c = self.classifier
+        genres = canonical_genres(c.taxonomy, item.genres, 0.0)
+        if item.genres and not genres:
+            names = ", ".join(name for name, _ in item.genres[:5])
+            raise InvalidAnswer(f'item "{item.id}": no genre the taxonomy knows ({names})')
+        moods = c.moods(item.moods, 0.0) if c.settings.moods else ()
+        answer: dict[str, Any] = {
+            "genres": [list(g) for g in genres],
+            "moods": [list(m) for m in moods],
+        }
+        if not genres:
+            answer["reason"] = item.reason
+        return answer
+
+    def usable(self, answer: Any) -> bool:
+        return usable_genre_answer(answer)
 
     def predictions(self, entry: Entry, answer: Any, tally: Tally) -> Iterator[Prediction]:
         tally.answered += 1
@@ -266,6 +286,15 @@ def canonical_genres(
             if score >= min_confidence and score > best.get(match.name, -1):
                 best[match.name] = score
     return tuple(sorted(best.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def usable_genre_answer(answer: Any) -> bool:
+    """A cached genre answer as `GenreForm.read` writes it: genres, or none and a reason
+    (rows of older versions, cached unvalidated, may have neither: asked again)."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("genres"), list):
+        return False
+    reason = answer.get("reason")
+    return bool(answer["genres"]) or (isinstance(reason, str) and bool(reason.strip()))
 
 
 def _labels(answer: Any, key: str) -> list[tuple[str, float]]:

@@ -48,8 +48,10 @@ SYSTEM = (
     'a confidence from 0 to 1. An item with "more" is an album ("title" and "more" are some '
     'of its tracks): answer for the whole album. "albums" holds the year and tags of the '
     'compilations items are from, by album name. "tags" are genres the files carry, often '
-    "wrong or vague. {moods} Answer with JSON only, one item per id, in the same order: "
-    '{{"items":[{{"id":"1","genres":[{{"name":"Jazz","confidence":0.9}}],"moods":[]}}]}}'
+    'wrong or vague. {moods} When no genre fits, leave "genres" empty and say why in '
+    '"reason". Answer with JSON only, one item per id, in the same order: '
+    '{{"items":[{{"id":"1","genres":[{{"name":"Jazz","confidence":0.9}}],"moods":[],'
+    '"reason":""}}]}}'
 )
 MOODS_ON = 'Also give up to 3 moods (such as Calm, Energetic, Melancholy) in "moods".'
 MOODS_OFF = 'Leave "moods" empty.'
@@ -75,8 +77,9 @@ ANSWER_SCHEMA: dict[str, Any] = {
                     "id": {"type": "string"},
                     "genres": _LABELS_SCHEMA,
                     "moods": _LABELS_SCHEMA,
+                    "reason": {"type": "string"},
                 },
-                "required": ["id", "genres", "moods"],
+                "required": ["id", "genres", "moods", "reason"],
                 "additionalProperties": False,
             },
         }
@@ -385,14 +388,25 @@ def request_tokens(entries: Sequence[Entry], moods: bool, max_answer_tokens: int
 
 # --------------------------------------------------------------------------- the answer
 
+# What an answer item may carry; the fields of a question's item (an echoed input) may not.
+GENRE_FIELDS = frozenset({"id", "genres", "moods", "reason"})
+INPUT_FIELDS = frozenset(
+    {"artist", "album_artist", "album", "title", "year", "tags", "more", "file", "albums"}
+)
+
 
 @dataclass(frozen=True)
 class AnswerItem:
-    """One item of an answer, checked: names as the model wrote them, confidences in [0, 1]."""
+    """One item of an answer, checked: names as the model wrote them, confidences in [0, 1].
+
+    `reason`: why no genre fits (an empty `genres` is an answer only with one); `problem`:
+    why the item is unusable (its entry fails; the answer's other items count)."""
 
     id: str
     genres: tuple[tuple[str, float], ...]
     moods: tuple[tuple[str, float], ...]
+    reason: str = ""
+    problem: str | None = None
 
 
 def answer_items(data: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -406,48 +420,85 @@ def answer_items(data: Any) -> Iterator[tuple[str, dict[str, Any]]]:
             raise InvalidAnswer(f"{where} is not an object")
         if not isinstance(item.get("id"), str | int) or isinstance(item.get("id"), bool):
             raise InvalidAnswer(f'{where} has no "id"')
-        yield where, item
+        yield f'item "{str(item["id"]).strip()}"', item
 
 
-def check_answer(data: Any) -> list[AnswerItem]:
+def check_fields(item: Mapping[str, Any], where: str, key: str, allowed: frozenset[str]) -> None:
+    """InvalidAnswer unless `item` has its answer's `key` and only answer fields."""
+    echoed = sorted(INPUT_FIELDS & item.keys())
+    if key not in item:
+        why = " (the answer echoed the input)" if echoed else ""
+        raise InvalidAnswer(f'{where}: no "{key}" key{why}')
+    if echoed:
+        raise InvalidAnswer(f"{where}: the answer echoed the input ({', '.join(echoed)})")
+    extra = sorted(set(item) - allowed)
+    if extra:
+        raise InvalidAnswer(f"{where}: fields that are not the answer's ({', '.join(extra)})")
+
+
+def confidence_of(value: Any, where: str) -> float:
+    """A confidence as given: a number from 0 to 1, else InvalidAnswer."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidAnswer(f"{where}: confidence {value!r} is not a number")
+    if not 0.0 <= value <= 1.0:
+        raise InvalidAnswer(f"{where}: confidence {value!r} is not between 0 and 1")
+    return float(value)
+
+
+def first_problem(items: Sequence[Any]) -> None:
+    """InvalidAnswer (asked again) when every item of a non-empty answer is unusable."""
+    problems = [i.problem for i in items if i.problem]
+    if items and len(problems) == len(items):
+        more = f" (and {len(problems) - 1} more items)" if len(problems) > 1 else ""
+        raise InvalidAnswer(problems[0] + more)
+
+
+def check_answer(data: Any, moods: bool = False) -> list[AnswerItem]:
     """The answer's structure (the chat's `validate` hook): InvalidAnswer has it asked again.
 
-    Only the structure: which ids and which names are usable is the classifier's business
-    (an unknown id or genre is dropped, not asked again).
+    An item is usable with a `genres` list of `{"name", "confidence"}` (0 to 1), not empty
+    unless a `reason` says why, `moods` too when they are asked, and no other fields (an
+    echoed input is not an answer). An unusable item carries its `problem`; an answer with
+    no usable item is InvalidAnswer. Which ids and names are usable is the classifier's
+    business (an unknown id is dropped, not asked again).
     """
     out = []
     for where, item in answer_items(data):
-        out.append(
-            AnswerItem(
-                str(item["id"]).strip(),
-                _labels(item.get("genres", []), f"{where}.genres"),
-                _labels(item.get("moods", []), f"{where}.moods"),
-            )
-        )
+        try:
+            out.append(_genre_item(item, where, moods))
+        except InvalidAnswer as exc:
+            out.append(AnswerItem(str(item["id"]).strip(), (), (), problem=str(exc)))
+    first_problem(out)
     return out
 
 
+def _genre_item(item: Mapping[str, Any], where: str, moods: bool) -> AnswerItem:
+    check_fields(item, where, "genres", GENRE_FIELDS)
+    if moods and "moods" not in item:
+        raise InvalidAnswer(f'{where}: no "moods" key')
+    reason = item.get("reason", "")
+    if not isinstance(reason, str):
+        raise InvalidAnswer(f'{where}: "reason" is not a string')
+    reason = " ".join(reason.split())
+    genres = _labels(item["genres"], f"{where}.genres")
+    if not genres and not reason:
+        raise InvalidAnswer(f'{where}: "genres" is empty and no "reason" says why')
+    found_moods = _labels(item.get("moods", []), f"{where}.moods")
+    return AnswerItem(str(item["id"]).strip(), genres, found_moods, reason)
+
+
 def _labels(value: Any, where: str) -> tuple[tuple[str, float], ...]:
-    if value is None:
-        return ()
     if not isinstance(value, list):
         raise InvalidAnswer(f"{where} is not a list")
     out = []
     for n, label in enumerate(value):
-        if not isinstance(label, dict) or not isinstance(label.get("name"), str):
+        if not isinstance(label, dict) or set(label) != {"name", "confidence"}:
             raise InvalidAnswer(f'{where}[{n}] is not {{"name": …, "confidence": …}}')
-        confidence = label.get("confidence")
-        if isinstance(confidence, bool) or not isinstance(confidence, int | float | str):
-            raise InvalidAnswer(f"{where}[{n}].confidence is not a number")
-        try:
-            number = float(confidence)
-        except ValueError:
-            raise InvalidAnswer(f"{where}[{n}].confidence is not a number") from None
-        if math.isnan(number):
-            raise InvalidAnswer(f"{where}[{n}].confidence is not a number")
-        name = " ".join(label["name"].split())
-        if name:
-            out.append((name, min(max(number, 0.0), 1.0)))
+        name = label["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidAnswer(f"{where}[{n}].name is not a name")
+        confidence = confidence_of(label["confidence"], f"{where}[{n}]")
+        out.append((" ".join(name.split()), confidence))
     return tuple(out)
 
 
@@ -462,6 +513,7 @@ class Plan:
     entries: int  # questions (albums, and tracks of compilations or of no album)
     requests: int
     tokens: int  # as the rate limiter reserves them (prompt + max_tokens)
+    each: tuple[int, ...] = ()  # those tokens request by request
 
 
 def plan_requests(
@@ -482,7 +534,8 @@ def plan_requests(
         if key is not None:
             albums.setdefault(key, []).append(track)
     asked: set[str] = set()
-    entries = requests = tokens = 0
+    entries = 0
+    each: list[int] = []
     for start in range(0, len(ordered), batch_tracks):
         fresh = []
         for entry in build_entries(ordered[start : start + batch_tracks], albums):
@@ -498,6 +551,5 @@ def plan_requests(
             max_answer_tokens=max_answer_tokens,
             moods=moods,
         ):
-            requests += 1
-            tokens += request_tokens(batch, moods, max_answer_tokens)
-    return Plan(len(ordered), entries, requests, tokens)
+            each.append(request_tokens(batch, moods, max_answer_tokens))
+    return Plan(len(ordered), entries, len(each), sum(each), tuple(each))
