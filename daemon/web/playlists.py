@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, HTTPException, Path, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+import genred.web.playlist_work as pw
 import genred.web.schemas as schemas
 from genred.errors import GenredError, PlaylistError, StageBusy
 from genred.playlists import operations as ops
@@ -20,10 +21,8 @@ from genred.playlists.records import Outcome, PlaylistView, PushReport, TrackEnt
 from genred.store import Store
 from genred.store import playlists as q
 
-from . import playlist_work as pw
 from .api import api_router, reader, writer
 from .pages import can_read, pages_of, redirect, split_values
-from .sections import Section
 
 PlaylistId = Annotated[int, Path(ge=1, le=pw.MAX_ID)]
 TrackId = Annotated[int, Path(ge=1, le=pw.MAX_ID)]
@@ -445,5 +444,4 @@ def _position(web: Any, playlist_id: int, track_id: int) -> int:
         return pw.position_of(store, playlist_id, track_id)
 
 
-SECTION = Section("playlists", "Playlists", "/playlists", page_routes, api_routes)
-__all__ = ["SECTION", "IntentPatch"]
+__all__ = ["IntentPatch", "api_routes", "page_routes"]

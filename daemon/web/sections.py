@@ -2,7 +2,7 @@
 
 `SECTIONS` is the one list the app is built from (`create_app`), in nav order. A new
 section is one module with a `Section` and one line here, as the playlists section
-(`playlists.SECTION`) is; its templates extend ``base.html`` (the nav marks it current
+(`playlists.page_routes`, `playlists.api_routes`) is; its templates extend ``base.html`` (the nav marks it current
 when `section` is its name).
 """
 
@@ -37,7 +37,9 @@ def core_sections() -> list[Section]:
         Section("overview", "Overview", "/", pages.overview_routes, api.overview_routes),
         Section("library", "Library", "/library", pages.library_routes, api.library_routes),
         Section("review", "Review", "/review", pages.review_routes, api.review_routes),
-        playlists.SECTION,
+        Section(
+            "playlists", "Playlists", "/playlists", playlists.page_routes, playlists.api_routes
+        ),
         Section("settings", "Settings", "/settings", pages.settings_routes, api.settings_routes),
         Section("session", "Log in", "/login", pages.session_routes, nav=False),
     ]
