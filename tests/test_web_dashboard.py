@@ -488,25 +488,25 @@ def test_an_open_event_stream_ends_with_the_server(dash: Dashboard) -> None:
 def test_a_section_registered_beside_the_core_ones_gets_its_nav_entry_and_routes(
     dash: Dashboard,
 ) -> None:
-    """The extension point the playlists page (#14) uses."""
+    """The extension point the playlists section uses (and a further one would)."""
 
     def pages(ctx: WebContext) -> APIRouter:
         router = APIRouter(include_in_schema=False)
 
-        @router.get("/playlists")
-        def playlists() -> HTMLResponse:
-            return HTMLResponse("<p id='playlists'>the playlists</p>")
+        @router.get("/radio")
+        def radio() -> HTMLResponse:
+            return HTMLResponse("<p id='radio'>the radio</p>")
 
         return router
 
     sections = [*core_sections()]
-    sections.insert(3, Section("playlists", "Playlists", "/playlists", pages=pages))
+    sections.insert(4, Section("radio", "Radio", "/radio", pages=pages))
     app = create_app([], None, web=dash.context, sections=sections)
     client = TestClient(app)
     nav = re.findall(r'<nav aria-label="Sections">(.*?)</nav>', client.get("/").text, re.S)[0]
     assert re.findall(r">(\w+)</a>", nav) == ["Overview", "Library", "Review", "Playlists",
-                                              "Settings"]  # fmt: skip
-    assert client.get("/playlists").text == "<p id='playlists'>the playlists</p>"
+                                              "Radio", "Settings"]  # fmt: skip
+    assert client.get("/radio").text == "<p id='radio'>the radio</p>"
 
 
 def test_the_openapi_schema_has_the_api_and_not_the_pages(dash: Dashboard) -> None:

@@ -23,6 +23,10 @@ NOTES = {  # ?note=… after a change: a fixed message, never text from the URL
     "accepted": "Answer saved.",
     "started": "Started.",
     "busy": "That job is running already.",
+    "playlist-saved": "Playlist saved. Push it to Spotify or Plex below when it is right.",
+    "pinned": "Pinned: the track stays through refines and refreshes.",
+    "unpinned": "Unpinned.",
+    "removed": "Removed: the track will not come back; another took its place.",
     "logged-in": "Logged in.",
     "logged-out": "Logged out.",
 }

@@ -226,3 +226,90 @@ class JobStarted(BaseModel):
     run_id: int
     run: str = Field(description="where the run's record is")
     events: str = Field(description="its progress as server-sent events")
+
+
+# --------------------------------------------------------------------------- playlists
+
+Prompt = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class PlaylistItem(BaseModel):
+    id: int
+    name: str
+    prompt: str
+    tracks: int
+    minutes: int
+    version: int | None
+    targets: list[str]
+    pushed: list[str] = Field(description="the targets it was pushed to")
+    saved: bool
+    updated_at: str
+
+
+class PlaylistPage(BaseModel):
+    items: list[PlaylistItem]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
+class PlaylistTrack(BaseModel):
+    position: int
+    track_id: int
+    artist: str
+    title: str
+    album: str
+    year: int | None
+    duration_ms: int | None
+    why: str
+    pinned: bool
+    matches: dict[str, str] = Field(description="target → its item, or `not found: …`")
+
+
+class PlaylistRemote(BaseModel):
+    target: str
+    remote_id: str
+    link: str | None
+    pushed_version: int | None
+    pushed_at: str | None
+    in_sync: bool
+
+
+class PlaylistOut(BaseModel):
+    id: int | None = Field(description="null for a preview (nothing stored)")
+    name: str
+    prompt: str
+    version: int | None
+    summary: str
+    intent: dict[str, Any]
+    tracks: list[PlaylistTrack]
+    unmatched: dict[str, list[PlaylistTrack]] = Field(description="per target, not found there")
+    remotes: list[PlaylistRemote]
+    notes: list[str]
+
+
+class PlaylistCreate(Body):
+    prompt: Prompt
+    name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    size: Annotated[int, Field(ge=1, le=1000)] | None = None
+    preview: bool = Field(False, description="select and show the tracks, store nothing")
+
+
+class PlaylistRefine(Body):
+    change: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class PlaylistPush(Body):
+    targets: Annotated[list[Value], Field(max_length=10)] | None = None
+
+
+class PushOut(BaseModel):
+    target: str
+    status: str
+    link: str | None
+    added: int
+    removed: int
+    unmatched: int
+    message: str
+
+
+class PushResult(BaseModel):
+    pushes: list[PushOut]

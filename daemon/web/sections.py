@@ -1,15 +1,9 @@
 """The dashboard's sections: each is a nav entry, its pages and its part of the API.
 
 `SECTIONS` is the one list the app is built from (`create_app`), in nav order. A new
-section is one module with a `Section` and one line here. The playlists section (issue
-#14, built in parallel) plugs in exactly so::
-
-    from . import playlists
-    SECTIONS = [..., playlists.SECTION, SETTINGS]
-
-where `playlists.SECTION = Section("playlists", "Playlists", "/playlists", pages=…, api=…)`
-and its templates extend ``base.html`` (the nav marks it current when `section` is its
-name).
+section is one module with a `Section` and one line here, as the playlists section
+(`playlists.page_routes`, `playlists.api_routes`) is; its templates extend ``base.html`` (the nav marks it current
+when `section` is its name).
 """
 
 from __future__ import annotations
@@ -37,12 +31,15 @@ class Section:
 def core_sections() -> list[Section]:
     import genred.web.api as api
     import genred.web.pages as pages
+    import genred.web.playlists as playlists
 
     return [
         Section("overview", "Overview", "/", pages.overview_routes, api.overview_routes),
         Section("library", "Library", "/library", pages.library_routes, api.library_routes),
         Section("review", "Review", "/review", pages.review_routes, api.review_routes),
-        # Playlists (#14) goes here: Section("playlists", "Playlists", "/playlists", …).
+        Section(
+            "playlists", "Playlists", "/playlists", playlists.page_routes, playlists.api_routes
+        ),
         Section("settings", "Settings", "/settings", pages.settings_routes, api.settings_routes),
         Section("session", "Log in", "/login", pages.session_routes, nav=False),
     ]
