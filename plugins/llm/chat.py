@@ -1,14 +1,10 @@
 """One chat turn with a validated JSON answer: output mode, parsing, and asking again.
 
-The output mode depends on what the configured model can do:
-
-- ``json_schema``: the provider enforces the caller's schema (strict structured output);
-  only for the models listed in the plugin's `json_schema_models`.
-- ``json_object``: the provider guarantees some JSON object, the prompt says which. Groq
-  (and OpenAI) refuse it unless the messages mention "json", so an instruction is added
-  when none does.
-- ``text``: a server without JSON mode; the reply is parsed (``` fences and <think> blocks
-  of reasoning models stripped).
+The output mode (formats.py) depends on the server kind and on what the model can do; in
+every mode but ``json_schema`` the messages say "JSON" (Groq and OpenAI refuse
+``json_object`` otherwise), an instruction with the schema is added when none does. In
+``text`` mode the reply is parsed (``` fences and <think> blocks of reasoning models
+stripped).
 
 Every answer is parsed as JSON and passed to the caller's `validate`; an answer that fails
 either (or that the provider itself rejected, Groq's `json_validate_failed`) is asked for
@@ -21,15 +17,16 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
 from genred.api import InvalidAnswer, LLMAnswerError, Usage, get_logger
 
+from .formats import Mode
+
 log = get_logger("genred_plugins.llm")
 
-Mode = Literal["json_schema", "json_object", "text"]
 Messages = list[dict[str, str]]
 
 
@@ -55,34 +52,11 @@ class Reply:
 # --------------------------------------------------------------------------- the request
 
 
-def output_mode(
-    model: str,
-    schema: Mapping[str, Any] | None,
-    *,
-    json_schema_models: Sequence[str],
-    json_mode: bool,
-) -> Mode:
-    if schema is not None and model in json_schema_models:
-        return "json_schema"
-    return "json_object" if json_mode else "text"
-
-
-def response_format(mode: Mode, schema: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if mode == "json_schema" and schema is not None:
-        name = re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title") or "answer"))[:64]
-        return {
-            "type": "json_schema",
-            "json_schema": {"name": name, "schema": dict(schema), "strict": True},
-        }
-    if mode == "json_object":
-        return {"type": "json_object"}
-    return None
-
-
 def prepare_messages(
     messages: Sequence[Mapping[str, str]], schema: Mapping[str, Any] | None, mode: Mode
 ) -> Messages:
-    """The caller's messages, plus a JSON instruction when no message mentions JSON."""
+    """The caller's messages, plus a JSON instruction when no message mentions JSON
+    (idempotent: a conversation that has one is returned as is)."""
     out = [dict(m) for m in messages]
     if mode == "json_schema" or any("json" in str(m.get("content", "")).lower() for m in out):
         return out

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import groq
 from pydantic import Field
 
+from .formats import ServerKind
 from .provider import ChatCompletionsLLM, ChatSettings, require_key
 
 
@@ -24,6 +25,7 @@ class GroqSettings(ChatSettings):
     json_schema_models: list[str] = Field(
         default_factory=lambda: ["openai/gpt-oss-20b", "openai/gpt-oss-120b"]
     )
+    server: ServerKind = "groq"
 
 
 class GroqLLM(ChatCompletionsLLM):

@@ -15,7 +15,13 @@ and jitter, up to `retries.attempts` requests, then LLMUnavailable; a 429 after 
 `retry-after` (or the "try again in 6.78s" of its message) through the rate limiter, or,
 when that is beyond `limits.max_wait`, LLMBudgetExhausted at once. Never retried: 401/403
 (LLMAuthFailed), 413 and 429 "Request too large" (LLMRequestTooLarge), other 4xx
-(LLMRequestFailed). A 400 `json_validate_failed` is an unusable answer (see chat.py).
+(LLMRequestFailed). A 400 `json_validate_failed` is an unusable answer (see chat.py). A 4xx or
+5xx refusing the output mode (formats.py: llama.cpp's 500 "Input should be 'text' or
+'json_object'") is not retried either: the next mode is sent at once and kept.
+
+A request runs in a worker thread while the caller waits on the run's cancel event: a stop
+abandons it within CANCEL_POLL seconds (its thread ends with the answer or the timeout; the
+answer is dropped).
 """
 
 from __future__ import annotations
@@ -53,21 +59,15 @@ from genred.api import (
     raise_if_cancelled,
 )
 
-from .chat import (
-    Messages,
-    RejectedGeneration,
-    Reply,
-    converse,
-    output_mode,
-    prepare_messages,
-    response_format,
-)
+from .chat import Messages, RejectedGeneration, Reply, converse, prepare_messages
+from .formats import Mode, ModeChoice, ServerKind, candidate_modes, format_refused, request_fields
 from .limits import RateLimiter, RateLimits, estimate_tokens, parse_go_duration
 from .processors import apply_to_messages, apply_to_reply, processor_names
 
 log = get_logger("genred_plugins.llm")
 
 TRANSIENT_STATUS = {408, 409, 498}  # + every 5xx; 498: Groq's flex tier is at capacity
+CANCEL_POLL = 0.1  # seconds between looks at the cancel event during a request
 
 
 class _StatusError(Protocol):
@@ -94,6 +94,11 @@ class ChatSettings(BaseModel):
         default_factory=list, description="models that support strict json_schema output"
     )
     json_mode: bool = Field(True, description='server accepts response_format "json_object"')
+    server: ServerKind = Field(
+        "auto",
+        description="what serves the API, for its constrained output: openai, groq, "
+        "llama.cpp, ollama, vllm, or auto (probe once, most constrained mode first)",
+    )
     limits: RateLimits = RateLimits()
     model_limits: dict[str, RateLimits] = Field(
         default_factory=dict,
@@ -124,6 +129,10 @@ class _Transient(Exception):
         self.paused = paused  # a 429: the rate limiter already waits, no backoff on top
 
 
+class _FormatRefused(Exception):
+    """The server does not take the request's output mode: try the next one."""
+
+
 class ChatCompletionsLLM:
     """Chat messages in, validated JSON out, within the provider's rate limits."""
 
@@ -145,6 +154,7 @@ class ChatCompletionsLLM:
         self.name = self.name_for(settings.model)
         self.limiter = limiter or RateLimiter(settings.limits, name=self.name)
         self._limiters = {settings.model: self.limiter}  # one budget per model, as providers do
+        self.modes = ModeChoice()  # the output mode each model uses, learnt once
         self.client = self.make_client(self.api_key())
 
     def name_for(self, model: str) -> str:
@@ -193,30 +203,40 @@ class ChatCompletionsLLM:
         model = model or self.settings.model
         limiter = self.limiter_for(model)
         who = self.name_for(model)
-        mode = output_mode(
+        modes = candidate_modes(
+            self.settings.server,
             model,
             schema,
             json_schema_models=self.settings.json_schema_models,
             json_mode=self.settings.json_mode,
         )
         limit = max_tokens or self.settings.max_tokens
-        fmt = response_format(mode, schema)
         sent = [0]
 
         def send(conversation: Messages) -> Reply:
-            request: dict[str, Any] = {
-                "model": model,
-                "messages": conversation,
-                self.max_tokens_field: limit,
-            }
-            if fmt is not None:
-                request["response_format"] = fmt
-            reply = self._send(request, estimate_tokens(conversation, limit), cancel, sent, limiter)
-            if self.processors:
-                reply = dataclasses.replace(reply, text=apply_to_reply(self.processors, reply.text))
-            return reply
+            while True:
+                mode = self.modes.current(model, modes)
+                if mode != "json_schema":  # after a fallback from it: say "JSON"
+                    conversation = prepare_messages(conversation, schema, mode)
+                request: dict[str, Any] = {
+                    "model": model,
+                    "messages": conversation,
+                    self.max_tokens_field: limit,
+                    **request_fields(mode, schema),
+                }
+                estimate = estimate_tokens(conversation, limit)
+                try:
+                    reply = self._send(request, estimate, cancel, sent, limiter)
+                except _FormatRefused as refused:
+                    self._fall_back(who, model, mode, modes, str(refused))
+                    continue
+                self._settled(who, model, mode, schema is not None)
+                if self.processors:
+                    text = apply_to_reply(self.processors, reply.text)
+                    reply = dataclasses.replace(reply, text=text)
+                return reply
 
-        conversation = prepare_messages(messages, schema, mode)
+        conversation = prepare_messages(messages, schema, self.modes.current(model, modes))
         if self.processors:
             conversation = apply_to_messages(self.processors, conversation)
         data, reply, usage = converse(
@@ -227,6 +247,31 @@ class ChatCompletionsLLM:
             who=who,
         )
         return ChatResult(data, usage, reply.model, reply.text, sent[0])
+
+    def output_mode(self, model: str | None = None) -> Mode | None:
+        """The mode the last schema request of `model` used (None: none answered yet)."""
+        return self.modes.settled(model or self.settings.model)
+
+    def _fall_back(
+        self, who: str, model: str, mode: Mode, modes: Sequence[Mode], reason: str
+    ) -> None:
+        if mode == modes[-1]:
+            raise LLMRequestFailed(
+                f"{who} refused every output mode ({', '.join(modes)}); last: {reason}"
+            )
+        if self.modes.refuse(model, mode):
+            log.info(
+                "the server does not take this output mode, using the next",
+                llm=who,
+                server=self.settings.server,
+                refused=mode,
+                next=self.modes.current(model, modes),
+                reason=reason,
+            )
+
+    def _settled(self, who: str, model: str, mode: Mode, constrained: bool) -> None:
+        if constrained and self.modes.settle(model, mode):
+            log.info("LLM output mode", llm=who, server=self.settings.server, mode=mode)
 
     def close(self) -> None:
         self.client.close()
@@ -257,7 +302,7 @@ class ChatCompletionsLLM:
             reservation = limiter.acquire(estimate, cancel)
             sent[0] += 1
             try:
-                raw = self.client.chat.completions.with_raw_response.create(**request)
+                raw = self._create(request, cancel)
             except self.status_error as error:
                 exc = cast(_StatusError, error)
                 limiter.observe(exc.response.headers, self.header_windows)
@@ -304,6 +349,30 @@ class ChatCompletionsLLM:
                 + self._scrub(str(exc))
             ) from None
 
+    def _create(self, request: dict[str, Any], cancel: threading.Event | None) -> Any:
+        """The SDK call, abandoned when `cancel` is set while it waits for the answer."""
+        create = self.client.chat.completions.with_raw_response.create
+        if cancel is None:
+            return create(**request)
+        outcome: list[tuple[bool, Any]] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome.append((True, create(**request)))
+            except BaseException as exc:  # handed to the caller's thread
+                outcome.append((False, exc))
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=f"{self.name} request", daemon=True).start()
+        while not done.wait(CANCEL_POLL):
+            raise_if_cancelled(cancel, f"{self.name}: during a request (abandoned)")
+        ok, value = outcome[0]
+        if ok:
+            return value
+        raise value
+
     def _failure(self, exc: Any, limiter: RateLimiter, model: str) -> Exception:
         """The error to raise for an HTTP error answer (a _Transient is retried)."""
         status: int = exc.status_code
@@ -327,6 +396,8 @@ class ChatCompletionsLLM:
             return _Transient(what, paused=True)
         if status == 400 and body.get("code") == "json_validate_failed":
             return RejectedGeneration(str(body.get("failed_generation") or ""))
+        if format_refused(status, message):
+            return _FormatRefused(what)
         if status >= 500 or status in TRANSIENT_STATUS:
             return _Transient(what)
         return LLMRequestFailed(what)

@@ -14,7 +14,7 @@ from .models import DEFAULT_MODELS, ModelSpec, model_table
 from .noise import KINDS, Noise
 from .oracle import GroundTruth
 from .ratelimits import UNLIMITED
-from .server import LLMEmulator
+from .server import SERVER_KINDS, LLMEmulator
 
 
 def _limit(text: str) -> int | None:
@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("freemusicc", "none"),
         default="freemusicc",
         help="the oracle's ground truth",
+    )
+    parser.add_argument(
+        "--server-kind",
+        default="groq",
+        choices=SERVER_KINDS,
+        help="behave like this server towards response_format (see LLMEmulator)",
     )
     parser.add_argument("--truth-limit", type=int, default=None, help="first N CSV rows only")
     parser.add_argument(
@@ -106,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         key=args.key or None,
         models=build_models(args),
         noise=noise,
+        server_kind=args.server_kind,
         clock=ScaledClock(args.clock_speed) if args.clock_speed != 1.0 else time.time,
         host=args.host,
         port=args.port,
@@ -117,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"# LLM emulator: groq base_url {emulator.url}, openai base_url "
-        f"{emulator.openai_base_url}, key {args.key!r}; {len(truth)} ground-truth tracks; "
+        f"{emulator.openai_base_url}, key {args.key!r}; server kind {args.server_kind}; {len(truth)} ground-truth tracks; "
         f"models {limits}; noise {noise.active() or 'none'}; clock x{args.clock_speed}; "
         f"built in {time.perf_counter() - started:.1f}s",
         file=sys.stderr,

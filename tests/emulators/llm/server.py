@@ -47,6 +47,16 @@ NON_JSON_REPLIES = (
     "Sure! These tracks sound like a mix of electronic and ambient music, with some rock.",
     "Here are the genres you asked for:\n- Electronic\n- Rock\nLet me know if you need more!",
 )
+SERVER_KINDS = ("groq", "openai", "llama.cpp", "ollama", "vllm")
+# llama-cpp-python 0.3.36's server: a pydantic literal error on response_format.type, as 500.
+LLAMA_CPP_REFUSAL = (
+    "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+    "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', "
+    "'ctx': {'expected': \"'text' or 'json_object'\"}}]"
+)
+OPENAI_REFUSAL = (
+    "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
+)
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _HEADERS_OF_INTEREST = ("user-agent", "content-type", "accept")  # and every x-stainless-*
 
@@ -74,6 +84,7 @@ class LLMRequestRecord:
     document: dict[str, Any] | None = None  # the oracle document the last user message held
     label: str | None = None
     response_format: str | None = None
+    schema_enforced: bool = False  # the server constrained the answer to a JSON schema
     max_completion_tokens: int | None = None
     finish_reason: str | None = None
     error_code: str | None = None  # "rate_limit_exceeded", "json_validate_failed", …
@@ -141,6 +152,13 @@ class LLMEmulator(ThreadedEmulator):
     default: four Groq models with their free-plan limits); `limits` overrides every model's
     limits; `clock` drives the limits, `created` and the log (pass a `FakeClock` to run an
     hour of traffic in milliseconds); `key=None` accepts any or no Authorization.
+
+    `server_kind` is what it behaves like towards constrained output (settable at run time):
+    "groq" (default) and "openai": json_schema only for the models whose spec says so (else
+    400), json_object only when a message says "json"; "llama.cpp": json_schema is a 500
+    "Input should be 'text' or 'json_object'", json_object takes a `schema` and answers in its
+    shape; "ollama": json_schema for every model; "vllm": json_schema for every model and
+    `guided_json` in the body. Whether the schema was enforced is logged (`schema_enforced`).
     """
 
     handler = _Handler
@@ -157,10 +175,14 @@ class LLMEmulator(ThreadedEmulator):
         clock: Callable[[], float] = time.time,
         organization: str = "org_01genredemulator0000000000",
         seed: int = 0,
+        server_kind: str = "groq",
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.truth = truth if truth is not None else GroundTruth()
+        if server_kind not in SERVER_KINDS:
+            raise ValueError(f"server_kind must be one of {SERVER_KINDS}")
+        self.server_kind = server_kind
         self.key = key
         self.models = model_table(models)
         if limits is not None:
@@ -353,7 +375,13 @@ class LLMEmulator(ThreadedEmulator):
             raw_format.get("type") if isinstance(raw_format, dict) else raw_format
         )
         fmt, schema = self._response_format(spec, raw_format, messages)
+        guided = body.get("guided_json")
+        if self.server_kind == "vllm" and guided is not None:
+            if not isinstance(guided, dict):
+                raise ApiError(400, "guided_json must be a JSON schema object")
+            fmt, schema = "json_schema", guided  # vLLM's guided decoding: enforced
         base["response_format"] = fmt
+        base["schema_enforced"] = schema is not None
         cap = body.get("max_completion_tokens", body.get("max_tokens"))
         if cap is not None and (not isinstance(cap, int) or cap < 1):
             raise ApiError(400, "'max_completion_tokens' : must be a positive integer")
@@ -413,8 +441,14 @@ class LLMEmulator(ThreadedEmulator):
         fmt = response_format.get("type") if isinstance(response_format, dict) else None
         if fmt == "text":
             return "text", None
+        kind = self.server_kind
         if fmt == "json_object":
-            if not any("json" in message_text(m).casefold() for m in messages):
+            if kind == "llama.cpp":  # its own form: a schema on json_object, grammar-enforced
+                schema = response_format.get("schema")
+                return fmt, schema if isinstance(schema, dict) else None
+            if kind in ("groq", "openai") and not any(
+                "json" in message_text(m).casefold() for m in messages
+            ):
                 raise ApiError(
                     400,
                     "'messages' must contain the word 'json' in some form, to use "
@@ -422,14 +456,23 @@ class LLMEmulator(ThreadedEmulator):
                 )
             return fmt, None
         if fmt == "json_schema":
-            if not spec.json_schema:
-                raise ApiError(400, "This model does not support response format json_schema")
+            if kind == "llama.cpp":
+                raise ApiError(500, LLAMA_CPP_REFUSAL, "internal_server_error")
+            if kind in ("groq", "openai") and not spec.json_schema:
+                message = (
+                    OPENAI_REFUSAL
+                    if kind == "openai"
+                    else ("This model does not support response format json_schema")
+                )
+                raise ApiError(400, message)
             json_schema = response_format.get("json_schema")
             if not isinstance(json_schema, dict) or not isinstance(json_schema.get("schema"), dict):
                 raise ApiError(400, "'response_format.json_schema' : property 'schema' is missing")
             if not isinstance(json_schema.get("name"), str):
                 raise ApiError(400, "'response_format.json_schema' : property 'name' is missing")
             return fmt, json_schema["schema"]
+        if kind == "llama.cpp":
+            raise ApiError(500, LLAMA_CPP_REFUSAL.replace("'json_schema'", repr(fmt)))
         raise ApiError(
             400,
             "'response_format.type' : value is not one of the allowed values "
@@ -552,7 +595,7 @@ class LLMEmulator(ThreadedEmulator):
         replayed = recorded.replies().get((text or "", None if fmt == "text" else fmt))
         if replayed is not None:
             return replayed
-        if fmt == "json_schema":
+        if schema is not None:  # json_schema, or llama.cpp's json_object with a schema
             return json.dumps(example_for_schema(schema), separators=(",", ":")), None
         if fmt == "json_object":
             return "{}", None
