@@ -14,6 +14,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,12 +64,14 @@ def llama_server() -> Iterator[str]:
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
                "--model_alias", MODEL, "--host", "127.0.0.1", "--port", str(port),
                "--n_ctx", "2048"]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in finally) not a pipe: it fills
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        for _ in range(600):  # the model loads in seconds; 60 s at most
+        for _ in range(1200):  # the model loads in seconds; 120 s at most
             if server.poll() is not None:
-                err = server.stderr.read().decode(errors="replace") if server.stderr else ""
+                log.seek(0)
+                err = log.read().decode(errors="replace")
                 pytest.fail(f"llama_cpp.server exited {server.returncode}: {err[-2000:]}")
             try:
                 if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
@@ -77,11 +80,12 @@ def llama_server() -> Iterator[str]:
                 pass
             time.sleep(0.1)
         else:
-            pytest.fail("llama_cpp.server did not answer /v1/models within 60 s")
+            pytest.fail("llama_cpp.server did not answer /v1/models within 120 s")
         yield base_url
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
 
 
 def test_smollm2_answers_in_genreds_shape_with_the_grammar_mode(llama_server: str) -> None:
