@@ -51,7 +51,8 @@ def candidate_modes(
     if schema is None:
         return plain
     if server in ("openai", "groq"):
-        return (("json_schema",) if model in json_schema_models else ()) + plain
+        strict: tuple[Mode, ...] = ("json_schema",) if model in json_schema_models else ()
+        return strict + plain
     if server == "auto" and not json_mode:  # a server that takes no response_format
         return plain
     modes = _BY_KIND[server]
