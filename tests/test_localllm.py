@@ -119,8 +119,8 @@ def test_smollm2_answers_in_genreds_shape_with_the_grammar_mode(llama_server: st
         chats.append(result.attempts)
         return result
 
-    llm._send = recording_send  # type: ignore[method-assign]
-    llm.chat = counting_chat  # type: ignore[method-assign]
+    llm._send = recording_send  # type: ignore[method-assign]  # counts what crossed the wire
+    llm.chat = counting_chat  # type: ignore[method-assign]  # counts requests per chat
     context = PluginContext(parse_config("{}", env={}))
     context.plugins = LoadedPlugins()
     context.plugins.by_kind["llm"]["openai"] = llm
