@@ -1,4 +1,5 @@
-"""`genred presets list|export|import`: share prompt presets as files."""
+"""`genred presets list|export|import`: share prompt presets as files; `genred doctor llm`:
+does the configured model answer in a usable form?"""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ from pathlib import Path
 
 import click
 
-from genred.api import EXIT_FAILED, AppState, ConfigError, pass_state, table
+from genred.api import (
+    EXIT_FAILED,
+    AppState,
+    ConfigError,
+    PluginContext,
+    PluginUnavailable,
+    load_enabled_plugins,
+    open_store,
+    pass_state,
+    table,
+)
 
 
 @click.group("presets")
@@ -86,3 +97,52 @@ def presets_import(state: AppState, file: Path, name: str | None, force: bool) -
         sys.exit(EXIT_FAILED)
     p = named.preset
     click.echo(f"imported {named.name}: {p.kind} {p.target_label!r} → {named.file}")
+
+
+@click.group("doctor")
+def doctor() -> None:
+    """Checks of an integration against the real service, before a long run."""
+
+
+@doctor.command("llm")
+@click.option("--llm", "llm_name", help="The LLM plugin to ask (default: llm-metadata's).")
+@pass_state
+def doctor_llm(state: AppState, llm_name: str | None) -> None:
+    """Ask the configured model three test questions with llm-metadata's prompt: which
+    output mode the server takes, how fast it answers, and whether the answers validate.
+
+    Nothing is cached or stored. Exits 1 when no answer validates.
+    """
+    from .doctor import diagnose
+    from .metadata import LLMMetadataClassifier, LLMMetadataSettings
+
+    config = state.config()
+    with open_store(config) as store:
+        loaded = load_enabled_plugins(config, store)
+        classifier = loaded.by_kind["classifiers"].get("llm-metadata")
+        if classifier is None or (llm_name and llm_name != classifier.settings.llm):
+            enabled = list(loaded.by_kind["llm"])
+            name = llm_name or (enabled[0] if len(enabled) == 1 else "groq")
+            context = PluginContext(config, store)
+            context.plugins = loaded
+            classifier = LLMMetadataClassifier(LLMMetadataSettings(llm=name), context)
+        try:
+            llm = classifier.llm()
+        except PluginUnavailable as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_FAILED)
+        click.echo(f"asking {classifier.model()} three test questions …")
+        checks = diagnose(llm, classifier)
+    table(
+        ("track", "mode", "seconds", "valid", "answer"),
+        [
+            (c.track, c.mode or "-", f"{c.seconds:.1f}", "yes" if c.valid else "no",
+             ", ".join(c.genres) if c.valid else c.problem)
+            for c in checks
+        ],
+    )  # fmt: skip
+    good = sum(c.valid for c in checks)
+    click.echo(f"{good} of {len(checks)} answers validated")
+    if good == 0:
+        click.echo("this model gives no usable answer: classify would fail every track", err=True)
+        sys.exit(EXIT_FAILED)
