@@ -150,7 +150,10 @@ def llm_metadata_with(llm: str) -> Callable[[Path, dict[str, Any]], None]:
             assert counts["llm-metadata.predicted"] == 2
             genres = {t: p["genre"][0][0] for t, p in lib.predictions("llm-metadata").items()}
             assert genres == {"So What": "Jazz", "Dawn Chorus": "Electronic"}
-            assert len(emu.completions()) == 1  # both albums in one request, through the real SDK
+            statuses = [r.status for r in emu.completions()]
+            # both albums in one request, through the real SDK; the openai plugin's `server:
+            # auto` first probes json_schema, which this model refuses (400) once
+            assert statuses == ([400, 200] if llm == "openai" else [200]), statuses
             assert lib.run("classify")["llm-metadata.considered"] == 0  # answered: nothing pending
 
     return scenario

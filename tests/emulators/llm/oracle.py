@@ -284,6 +284,8 @@ def _answer_genres(
             entry["genres"] = [{"name": junk, "confidence": 0.9}, *entry["genres"]]
             out.noise.append("unknown_genre")
         entry["moods"] = _confidences(found.moods, 0.8) if found else []
+        if not entry["genres"]:  # as a model held to the schema says it: why none
+            entry["reason"] = "I do not know this track"
         out.document["items"].append(entry)
     if noise is not None and noise.hit("extra_id"):
         extra = {
