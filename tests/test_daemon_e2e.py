@@ -483,7 +483,10 @@ def test_tags_writeback_in_the_daemon_does_not_set_off_the_watcher(tmp_path: Pat
         audio["title"] = ["Renamed"]
         audio.save()
         watched = wait_until(
-            lambda: [r for r in runs(db, "sync") if "watch" in r[2]], 30, "the edit's sync"
+            # the run is recorded when it starts: wait for it to end (its counts come then)
+            lambda: [r for r in runs(db, "sync") if "watch" in r[2] and r[3] != "running"],
+            30,
+            "the edit's sync",
         )
         assert json.loads(watched[0][4])["seen"] == 1, watched  # not genred's three writes
         assert json.loads(watched[0][4])["changed"] == 1

@@ -64,7 +64,9 @@ def config_for(tmp_path: Path, executor: str = "ray", **extract: Any) -> Config:
     return Config.model_validate(
         {
             "data_dir": tmp_path / "data",
-            "extract": {"executor": executor, "workers": 2, "timeout": 20, "batch": 3, **extract},
+            # timeout: the local pool's first file waits for the kernels' first compile, which
+            # on a busy 2-core CI machine took longer than 20 s (4 files timed out there)
+            "extract": {"executor": executor, "workers": 2, "timeout": 120, "batch": 3, **extract},
         }
     )
 
